@@ -1,0 +1,18 @@
+"""graphc: symbolic graphs compiled to fast gradient code.
+
+The public API is documented in README.md; everything a user calls is importable from
+this package (``import graphc as gc``)."""
+
+from .api import (abs, add, astype, broadcast_like, broadcast_to, cos, cross_entropy, div,
+                  equal, exp, expand_dims, greater, greater_equal, less, less_equal, log,
+                  log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
+                  mse, mul, neg, numel, pow, relu, reshape, sigmoid, sign, sin, softmax,
+                  softplus, sqrt, square, sub, sum, tanh, transpose, where)
+from .autodiff import grad, jvp
+from .graph import Expr, const, matrix, scalar, tensor, vector
+from .interpreter import evaluate
+from .shapes import ShapeError
+from .symbolic import elementwise
+from . import tape
+
+__version__ = "0.1.0"

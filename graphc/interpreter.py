@@ -1,0 +1,71 @@
+"""``gc.evaluate``: the reference interpreter, running any graph with NumPy.
+
+It checks its arguments with the same generated checker as compiled Functions, then
+evaluates each node once, in topological order, with the op table's NumPy
+implementation, dropping values as soon as no later node needs them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Expr, inputs_of, toposort
+from .ops import OPS
+from .signature import Signature
+
+
+def _as_output_list(outputs, what):
+    single = isinstance(outputs, Expr)
+    outs = [outputs] if single else list(outputs)
+    for o in outs:
+        if not isinstance(o, Expr):
+            raise TypeError(f"{what}: outputs must be graphc expressions, got "
+                            f"{type(o).__name__} {o!r}")
+    return single, outs
+
+
+def run_graph(outputs, env):
+    """Evaluate `outputs` given values for the nodes in `env` (a dict it extends)."""
+    order = [n for n in toposort(outputs) if n not in env]
+    last_use = {}
+    for i, node in enumerate(order):
+        for a in node.args:
+            last_use[a] = i
+    keep = set(outputs)
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(order):
+            if node.is_const:
+                env[node] = node.value
+                continue
+            value = OPS[node.op].impl(*[env[a] for a in node.args], **node.kwargs)
+            if type(value) is not np.ndarray or value.dtype != node.dtype:
+                value = np.asarray(value, dtype=node.dtype)
+            env[node] = value
+            for a in node.args:
+                if last_use[a] == i and a not in keep and not a.is_input:
+                    del env[a]
+    return [env[o] for o in outputs]
+
+
+def as_result(value):
+    """A caller-owned result: a fresh array, or a NumPy scalar for shape ()."""
+    arr = np.array(value, copy=True)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def evaluate(outputs, feed):
+    """Values of `outputs` given ``{input: value}``: a tuple for a list of outputs, a
+    single value for one expression."""
+    single, outs = _as_output_list(outputs, "evaluate")
+    if not isinstance(feed, dict):
+        raise TypeError(f"evaluate: feed must be a dict {{input: value}}, got {type(feed).__name__}")
+    for k in feed:
+        if not (isinstance(k, Expr) and k.is_input):
+            raise TypeError(f"evaluate: feed keys must be inputs, got {k!r}")
+    needed = inputs_of(outs)
+    missing = [x.name for x in needed if x not in feed]
+    if missing:
+        raise ValueError(f"evaluate: no value given for input(s) {missing}")
+    check_args = Signature.build(needed, outs).make_checker()
+    env = dict(zip(needed, (np.asarray(v) for v in check_args(*(feed[x] for x in needed)))))
+    values = [as_result(v) for v in run_graph(outs, env)]
+    return values[0] if single else tuple(values)

@@ -1,0 +1,403 @@
+"""The op table: every primitive op of graphc, each defined exactly once.
+
+An entry holds everything the rest of graphc needs to know about an op:
+
+* ``impl``     - the NumPy implementation (used by the reference interpreter and the tape);
+* ``shape``    - the shape rule ``shape(arg_shapes, meet, **params)`` (see ``graphc.shapes``);
+* ``dtype``    - the dtype rule (default: NumPy promotion of the argument dtypes);
+* ``sym``      - for elementwise ops, the scalar SymPy form ``sym(sympy, *symbols)``;
+* ``code``     - for elementwise ops, a scalar Numba expression template (``{0}``, ``{1}`` ...);
+* ``partials`` - for elementwise ops, one rule per argument giving d out / d arg;
+* ``vjp``/``jvp`` - for the other ops, reverse and forward derivative rules.
+
+Derivative rules are written against a namespace ``F`` of primitive functions rather
+than against NumPy or the graph: ``graphc.autodiff`` hands them the graph-building
+namespace (so a gradient is a graph), the tape hands them a NumPy namespace (so the
+eager baseline runs the very same rules).  This is JAX's "a set of primitives and a
+set of interpreters", kept as small as a table.
+
+Elementwise rules get ``partials`` only: the VJP (``g * partial``, summed back over
+broadcast axes) and the JVP (``sum of partial * tangent``) both follow from them.  A
+partial of ``None`` means the argument is not differentiable (zero gradient); a partial
+that returns the Python number 1 or -1 lets autodiff pass the adjoint through unscaled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy import special as _special
+
+from .shapes import ShapeError, broadcast_shapes, format_shape, normalize_axes
+
+OPS: dict[str, "Op"] = {}
+
+
+@dataclass(eq=False, frozen=True)
+class Op:
+    name: str
+    kind: str                      # "elementwise" | "reduction" | "structure" | "linalg" | "meta"
+    arity: int
+    impl: Callable
+    shape: Callable | None = None
+    dtype: Callable | None = None
+    sym: Callable | None = None
+    code: str | None = None
+    partials: tuple | None = None
+    vjp: Callable | None = None
+    jvp: Callable | None = None
+    doc: str = ""
+    params: tuple = field(default=())    # names of the op's static parameters
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+    @property
+    def differentiable(self):
+        if self.kind == "elementwise":
+            return self.partials is not None and any(p is not None for p in self.partials)
+        return self.vjp is not None
+
+
+def promote(dtypes, **_):
+    """NumPy promotion over the argument dtypes (bool arguments act as numbers)."""
+    return np.result_type(*dtypes)
+
+
+def _bool_dtype(dtypes, **_):
+    return np.dtype(bool)
+
+
+def _elementwise_shape(name):
+    def rule(shapes, meet, **_):
+        return broadcast_shapes(name, shapes, meet)
+    return rule
+
+
+def register(op):
+    if op.name in OPS:
+        raise ValueError(f"an op named {op.name!r} is already in the op table")
+    OPS[op.name] = op
+    return op
+
+
+def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc=""):
+    return register(Op(name, "elementwise", arity, impl, _elementwise_shape(name),
+                       dtype, sym, code, partials, doc=doc))
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise ops.  `code` templates receive plain variable names, so an argument may
+# appear more than once without being evaluated twice.
+# ---------------------------------------------------------------------------------
+
+def _stable_sigmoid(x):
+    return _special.expit(x)
+
+
+def _stable_softplus(x):
+    return np.logaddexp(0, x)
+
+
+def _maximum_partial(a, b, F):
+    """d max(a, b) / d a: 1 where a wins, 0 where b wins, 1/2 at a tie (as PyTorch)."""
+    return F.where(F.greater(a, b), 1.0, F.where(F.less(a, b), 0.0, 0.5))
+
+
+elementwise_op("neg", 1, np.negative, lambda sp, x: -x, "(-{0})",
+               (lambda F, out, x: -1,))
+elementwise_op("add", 2, np.add, lambda sp, a, b: a + b, "({0} + {1})",
+               (lambda F, out, a, b: 1, lambda F, out, a, b: 1))
+elementwise_op("sub", 2, np.subtract, lambda sp, a, b: a - b, "({0} - {1})",
+               (lambda F, out, a, b: 1, lambda F, out, a, b: -1))
+elementwise_op("mul", 2, np.multiply, lambda sp, a, b: a * b, "({0} * {1})",
+               (lambda F, out, a, b: b, lambda F, out, a, b: a))
+elementwise_op("div", 2, np.divide, lambda sp, a, b: a / b, "({0} / {1})",
+               (lambda F, out, a, b: 1.0 / b, lambda F, out, a, b: -out / b))
+elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
+               (lambda F, out, a, b: b * F.pow(a, b - 1.0),
+                lambda F, out, a, b: out * F.log(a)))
+elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "math.exp({0})",
+               (lambda F, out, x: out,))
+elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
+               (lambda F, out, x: 1.0 / x,))
+elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
+               (lambda F, out, x: 1.0 / (1.0 + x),))
+elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "_sqrt({0})",
+               (lambda F, out, x: 0.5 / out,))
+elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
+               (lambda F, out, x: 2.0 * x,))
+elementwise_op("abs", 1, np.abs, lambda sp, x: sp.Abs(x), "abs({0})",
+               (lambda F, out, x: F.sign(x),))
+elementwise_op("sign", 1, np.sign, lambda sp, x: sp.sign(x),
+               "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else {0} * 0.0))", (None,))
+elementwise_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
+               (lambda F, out, x: F.cos(x),))
+elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
+               (lambda F, out, x: -F.sin(x),))
+elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "math.tanh({0})",
+               (lambda F, out, x: 1.0 - out * out,))
+elementwise_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
+               "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else "
+               "math.exp({0}) / (1.0 + math.exp({0})))",
+               (lambda F, out, x: out * (1.0 - out),),
+               doc="1 / (1 + exp(-x)), evaluated without overflow for large |x|")
+elementwise_op("relu", 1, lambda x: np.maximum(x, 0), lambda sp, x: sp.Max(x, 0),
+               "({0} if {0} > 0 else {0} * 0.0)",
+               (lambda F, out, x: F.greater(x, 0),),      # a bool mask keeps x's dtype
+               doc="max(x, 0); its derivative at 0 is taken to be 0")
+elementwise_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
+               "(max({0}, 0.0) + math.log1p(math.exp(-abs({0}))))",
+               (lambda F, out, x: F.sigmoid(x),),
+               doc="log(1 + exp(x)), evaluated without overflow for large |x|")
+elementwise_op("maximum", 2, np.maximum, lambda sp, a, b: sp.Max(a, b),
+               "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+               (lambda F, out, a, b: _maximum_partial(a, b, F),
+                lambda F, out, a, b: _maximum_partial(b, a, F)),
+               doc="NaN-propagating maximum; at a tie each argument gets half the gradient")
+elementwise_op("minimum", 2, np.minimum, lambda sp, a, b: sp.Min(a, b),
+               "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+               (lambda F, out, a, b: _maximum_partial(b, a, F),
+                lambda F, out, a, b: _maximum_partial(a, b, F)),
+               doc="NaN-propagating minimum; at a tie each argument gets half the gradient")
+elementwise_op("where", 3, np.where, lambda sp, c, a, b: sp.Piecewise((a, c), (b, True)),
+               "({1} if {0} else {2})",
+               (None, lambda F, out, c, a, b: c, lambda F, out, c, a, b: F.equal(c, False)),
+               dtype=lambda dtypes, **_: np.result_type(*dtypes[1:]))
+
+for _name, _np_fn, _sym, _tok in [
+        ("less", np.less, "StrictLessThan", "<"),
+        ("less_equal", np.less_equal, "LessThan", "<="),
+        ("greater", np.greater, "StrictGreaterThan", ">"),
+        ("greater_equal", np.greater_equal, "GreaterThan", ">="),
+        ("equal", np.equal, "Eq", "==")]:
+    elementwise_op(_name, 2, _np_fn, (lambda s: lambda sp, a, b: getattr(sp, s)(a, b))(_sym),
+                   "({0} %s {1})" % _tok, (None, None), dtype=_bool_dtype)
+
+
+def _astype_impl(x, dtype):
+    return np.asarray(x).astype(dtype, copy=False)
+
+
+register(Op("astype", "elementwise", 1, _astype_impl, _elementwise_shape("astype"),
+            dtype=lambda dtypes, dtype: np.dtype(dtype), sym=lambda sp, x: x, code="{0}",
+            partials=(lambda F, out, x: 1,), params=("dtype",),
+            doc="conversion to another float dtype"))
+
+
+# ---------------------------------------------------------------------------------
+# Reductions: axis is a sorted tuple of non-negative axes; keepdims a bool.
+# ---------------------------------------------------------------------------------
+
+def _reduced_shape(shape, axis, keepdims):
+    if keepdims:
+        return tuple(1 if i in axis else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axis)
+
+
+def _reduction_shape(shapes, meet, axis, keepdims):
+    return _reduced_shape(shapes[0], axis, keepdims)
+
+
+def _restore_axes(F, g, axis, keepdims):
+    """A reduction's output as the rank of its input (size-1 axes where it reduced)."""
+    return g if keepdims or not axis else F.expand_dims(g, axis=axis)
+
+
+def _sum_vjp(F, g, out, x, axis, keepdims):
+    return (F.broadcast_like(_restore_axes(F, g, axis, keepdims), x),)
+
+
+def _sum_jvp(F, tangents, out, x, axis, keepdims):
+    return F.sum(tangents[0], axis=axis, keepdims=keepdims)
+
+
+def _argext_weights(F, out, x, axis, keepdims):
+    """Where x attains its max (or min): ties share the gradient equally, as in PyTorch."""
+    hit = F.where(F.equal(x, _restore_axes(F, out, axis, keepdims)), 1.0, 0.0)
+    return hit / F.sum(hit, axis=axis, keepdims=True)
+
+
+def _extremum_vjp(F, g, out, x, axis, keepdims):
+    weights = _argext_weights(F, out, x, axis, keepdims)
+    return (_restore_axes(F, g, axis, keepdims) * weights,)
+
+
+def _extremum_jvp(F, tangents, out, x, axis, keepdims):
+    weights = _argext_weights(F, out, x, axis, keepdims)
+    return F.sum(tangents[0] * weights, axis=axis, keepdims=keepdims)
+
+
+def _logsumexp_impl(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax_weights(F, out, x, axis, keepdims):
+    return F.exp(x - _restore_axes(F, out, axis, keepdims))
+
+
+def _logsumexp_vjp(F, g, out, x, axis, keepdims):
+    return (_restore_axes(F, g, axis, keepdims) * _softmax_weights(F, out, x, axis, keepdims),)
+
+
+def _logsumexp_jvp(F, tangents, out, x, axis, keepdims):
+    return F.sum(tangents[0] * _softmax_weights(F, out, x, axis, keepdims),
+                 axis=axis, keepdims=keepdims)
+
+
+for _name, _impl, _vjp, _jvp in [
+        ("sum", np.sum, _sum_vjp, _sum_jvp),
+        ("max", np.max, _extremum_vjp, _extremum_jvp),
+        ("min", np.min, _extremum_vjp, _extremum_jvp),
+        ("logsumexp", _logsumexp_impl, _logsumexp_vjp, _logsumexp_jvp)]:
+    register(Op(_name, "reduction", 1, _impl, _reduction_shape, promote,
+                vjp=_vjp, jvp=_jvp, params=("axis", "keepdims")))
+
+
+def _numel_impl(x, axis):
+    return np.asarray(math.prod(x.shape[a] for a in axis), dtype=x.dtype)
+
+
+register(Op("numel", "meta", 1, _numel_impl, lambda shapes, meet, axis: (), promote,
+            params=("axis",), doc="the number of elements along `axis` (for mean); "
+                                  "not differentiable: it depends on shapes only"))
+
+
+# ---------------------------------------------------------------------------------
+# Structure ops.
+# ---------------------------------------------------------------------------------
+
+def _transpose_shape(shapes, meet, axes):
+    return tuple(shapes[0][a] for a in axes)
+
+
+register(Op("transpose", "structure", 1, lambda x, axes: np.transpose(x, axes),
+            _transpose_shape, promote, params=("axes",),
+            vjp=lambda F, g, out, x, axes: (F.transpose(g, axes=tuple(int(i) for i in np.argsort(axes))),),
+            jvp=lambda F, t, out, x, axes: F.transpose(t[0], axes=axes)))
+
+
+def _reshape_shape(shapes, meet, shape):
+    """``None`` in the target stands for the input's own (dynamic) leading dimension."""
+    return tuple(shapes[0][0] if d is None else d for d in shape)
+
+
+register(Op("reshape", "structure", 1, lambda x, shape: np.reshape(x, _concrete(shape, x)),
+            _reshape_shape, promote, params=("shape",),
+            vjp=lambda F, g, out, x, shape: (F.reshape(g, x.shape),),
+            jvp=lambda F, t, out, x, shape: F.reshape(t[0], shape)))
+
+
+def _concrete(shape, x):
+    """A reshape target with its dynamic (leading) dimension filled in from `x`."""
+    return tuple(-1 if d is None else d for d in shape)
+
+
+def _expand_dims_shape(shapes, meet, axis):
+    shape = list(shapes[0])
+    for a in axis:
+        shape.insert(a, 1)
+    return tuple(shape)
+
+
+register(Op("expand_dims", "structure", 1, lambda x, axis: np.expand_dims(x, axis),
+            _expand_dims_shape, promote, params=("axis",),
+            vjp=lambda F, g, out, x, axis: (F.sum(g, axis=axis, keepdims=False),),
+            jvp=lambda F, t, out, x, axis: F.expand_dims(t[0], axis=axis)))
+
+
+def unbroadcast(F, g, shape):
+    """Sum an adjoint back to `shape` over the axes that broadcasting stretched.
+
+    `shape` may hold ``None`` (a dynamic dimension, never 1), so the axes to sum are
+    known when the graph is built."""
+    lead = len(g.shape) - len(shape)
+    stretched = tuple(lead + i for i, d in enumerate(shape)
+                      if d == 1 and g.shape[lead + i] != 1)
+    if stretched:
+        g = F.sum(g, axis=stretched, keepdims=True)
+    if lead:
+        g = F.sum(g, axis=tuple(range(lead)), keepdims=False)
+    return g
+
+
+def _broadcast_to_shape(shapes, meet, shape):
+    out = broadcast_shapes("broadcast_to", [shapes[0], shape], meet)
+    if len(out) != len(shape) or any(isinstance(s, int) and o != s for o, s in zip(out, shape)):
+        raise ShapeError(f"broadcast_to: shape {format_shape(shapes[0])} cannot be "
+                         f"broadcast to {format_shape(shape)}")
+    return out
+
+
+register(Op("broadcast_to", "structure", 1,
+            lambda x, shape: np.broadcast_to(x, _concrete_like(shape, x)),
+            _broadcast_to_shape, promote, params=("shape",),
+            vjp=lambda F, g, out, x, shape: (unbroadcast(F, g, x.shape),),
+            jvp=lambda F, t, out, x, shape: F.broadcast_to(t[0], shape)))
+
+
+def _concrete_like(shape, x):
+    lead = len(shape) - x.ndim
+    return tuple(x.shape[i - lead] if d is None else d for i, d in enumerate(shape))
+
+
+def _broadcast_like_shape(shapes, meet, **_):
+    g, like = shapes
+    out = broadcast_shapes("broadcast_like", [g, like], meet)
+    if len(g) != len(like):
+        raise ShapeError(f"broadcast_like: ranks differ: {format_shape(g)} and {format_shape(like)}")
+    return like if out == tuple(like) else out
+
+
+register(Op("broadcast_like", "structure", 2,
+            lambda g, like: np.broadcast_to(g, np.shape(like)),
+            _broadcast_like_shape, lambda dtypes: dtypes[0],
+            vjp=lambda F, g, out, x, like: (unbroadcast(F, g, x.shape), None),
+            jvp=lambda F, t, out, x, like: F.broadcast_like(t[0], like),
+            doc="`g` stretched to the shape of `like` (whose values are not read); "
+                "how a reduction's adjoint reaches a dynamic-shape input"))
+
+
+# ---------------------------------------------------------------------------------
+# Matrix product (1-D and 2-D operands, as NumPy's matmul).
+# ---------------------------------------------------------------------------------
+
+def _matmul_shape(shapes, meet, **_):
+    a, b = shapes
+    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
+        raise ShapeError(f"matmul: operands must be 1-D or 2-D, got shapes "
+                         f"{format_shape(a)} and {format_shape(b)}")
+    k_a = a[-1]
+    k_b = b[0]
+    meet(k_a, k_b, lambda: f"matmul: shapes {format_shape(a)} and {format_shape(b)} "
+                           f"are not aligned ({k_a} != {k_b})")
+    return tuple(a[:-1]) + tuple(b[1:])
+
+
+def _matmul_vjp(F, g, out, a, b):
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ F.transpose(b, axes=(1, 0)), F.transpose(a, axes=(1, 0)) @ g
+    if a.ndim == 1 and b.ndim == 2:
+        return b @ g, F.expand_dims(a, axis=(1,)) * F.expand_dims(g, axis=(0,))
+    if a.ndim == 2 and b.ndim == 1:
+        return F.expand_dims(g, axis=(1,)) * F.expand_dims(b, axis=(0,)), g @ a
+    return g * b, g * a
+
+
+def _matmul_jvp(F, tangents, out, a, b):
+    ta, tb = tangents
+    terms = [F.matmul(ta, b) if ta is not None else None,
+             F.matmul(a, tb) if tb is not None else None]
+    terms = [t for t in terms if t is not None]
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+register(Op("matmul", "linalg", 2, np.matmul, _matmul_shape, promote,
+            vjp=_matmul_vjp, jvp=_matmul_jvp))

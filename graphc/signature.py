@@ -1,0 +1,201 @@
+"""Call signatures: which dimensions must agree, and the argument checker that says so.
+
+The op table's shape rules are run once more over the graph, this time with a
+*unifying* ``meet``: every dynamic input dimension is a variable, and wherever two
+dimensions must be equal (broadcasting, a matrix product) their variables are merged
+or bound to a size.  What comes out is, for each input, the size or the class of every
+dimension.  From it we generate a small Python function that converts and checks the
+arguments: it is fast (straight-line code, no loops over metadata), it is the very same
+code for ``gc.evaluate``, compiled Functions and exported modules, and its source is
+readable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import toposort
+from .ops import OPS
+from .shapes import ShapeError, format_shape
+
+
+class DimVar:
+    """A dynamic dimension (``input``'s axis ``axis``) in a union-find forest."""
+
+    __slots__ = ("input", "axis", "parent", "size")
+
+    def __init__(self, input, axis):
+        self.input, self.axis, self.parent, self.size = input, axis, self, None
+
+    def root(self):
+        node = self
+        while node.parent is not node:
+            node.parent = node.parent.parent
+            node = node.parent
+        return node
+
+
+def unifying_meet(a, b, what):
+    """``meet`` for symbolic shapes: records that `a` and `b` are the same size."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, DimVar) and a.root().size is not None:
+        a = a.root().size
+    if isinstance(b, DimVar) and b.root().size is not None:
+        b = b.root().size
+    if isinstance(a, int) and isinstance(b, int):
+        if a != b:
+            raise ShapeError(what())
+        return a
+    if isinstance(a, int):
+        a, b = b, a
+    ra = a.root()
+    if isinstance(b, int):
+        ra.size = b
+        return b
+    rb = b.root()
+    if ra is not rb:
+        rb.parent = ra
+    return ra
+
+
+def symbolic_shapes(outputs, inputs):
+    """Every node's shape with dynamic dimensions as (unified) ``DimVar`` s."""
+    shapes = {}
+    for x in inputs:
+        shapes[x] = tuple(DimVar(x, i) if d is None else d for i, d in enumerate(x.shape))
+    for node in toposort(outputs):
+        if node in shapes:
+            continue
+        if node.is_input:
+            raise ValueError(f"the outputs depend on input {node.name!r}, which is not "
+                             f"among the inputs given: {[x.name for x in inputs]}")
+        if node.is_const:
+            shapes[node] = node.shape
+            continue
+        op = OPS[node.op]
+        shapes[node] = tuple(op.shape([shapes[a] for a in node.args], unifying_meet,
+                                      **node.kwargs))
+    return {n: tuple(_resolve(d) for d in s) for n, s in shapes.items()}
+
+
+def _resolve(d):
+    if isinstance(d, DimVar):
+        root = d.root()
+        return root.size if root.size is not None else root
+    return d
+
+
+@dataclass
+class Signature:
+    """What a compiled function accepts, and the generated code that checks it."""
+
+    inputs: list
+    shapes: dict            # node -> shape with ints and DimVar roots
+    source: str             # the checker, `def check_args(...)`
+
+    @classmethod
+    def build(cls, inputs, outputs):
+        names = [x.name for x in inputs]
+        for i, x in enumerate(inputs):
+            if not (hasattr(x, "is_input") and x.is_input):
+                raise TypeError(f"inputs[{i}] must be an input made by gc.scalar/vector/"
+                                f"matrix/tensor, got {x!r}")
+        if len(set(map(id, inputs))) != len(inputs):
+            raise ValueError(f"an input is listed twice in {names}")
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"two different inputs are named {sorted(dup)}; "
+                             "input names must be unique within a function")
+        shapes = symbolic_shapes(outputs, inputs)
+        return cls(inputs, shapes, checker_source(inputs, shapes))
+
+    def dim_source(self, dim):
+        """Python expression, in terms of the checked arguments, for a dimension."""
+        if isinstance(dim, int):
+            return str(dim)
+        return f"{dim.input.name}.shape[{dim.axis}]"
+
+    def make_checker(self):
+        namespace = {"np": np, "_convert": convert_argument, "_shape_error": shape_error}
+        exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)
+        return namespace["check_args"]
+
+
+def checker_source(inputs, shapes):
+    """The source of ``check_args(*args)``: converts each argument to its input's dtype
+    and checks rank, fixed sizes and that dynamic sizes agree.  Scalars stay Python
+    floats on the fast path (a float64 scalar needs no conversion at all)."""
+    names = [x.name for x in inputs]
+    lines = [f"def check_args({', '.join(names)}):",
+             f'    """Convert and check the arguments of f({", ".join(names)})."""']
+    for x in inputs:
+        expected = format_shape(x.shape)
+        if x.shape == () and x.dtype == np.float64:
+            lines.append(f"    if type({x.name}) is not float:")
+            lines.append(f"        {x.name} = float(_convert({x.name}, {x.name!r}, "
+                         f"np.float64, (), {expected!r}))")
+        elif x.shape == ():
+            lines.append(f"    {x.name} = np.{x.dtype.name}(_convert({x.name}, {x.name!r}, "
+                         f"np.{x.dtype.name}, (), {expected!r}))")
+        else:
+            lines.append(f"    {x.name} = _convert({x.name}, {x.name!r}, np.{x.dtype.name}, "
+                         f"{x.ndim}, {expected!r})")
+    first_seen = {}
+    for x in inputs:
+        declared = format_shape(x.shape)
+        for axis, dim in enumerate(shapes[x]):
+            if isinstance(dim, int):
+                lines.append(f"    if {x.name}.shape[{axis}] != {dim}:")
+                lines.append(f"        _shape_error({x.name!r}, {x.name}, {declared!r}, "
+                             f"{axis}, {dim}, None)")
+            elif dim in first_seen:
+                other, other_axis = first_seen[dim]
+                lines.append(f"    if {x.name}.shape[{axis}] != {other}.shape[{other_axis}]:")
+                lines.append(f"        _shape_error({x.name!r}, {x.name}, {declared!r}, {axis}, "
+                             f"None, ({other!r}, {other_axis}, {other}.shape[{other_axis}]))")
+            else:
+                first_seen[dim] = (x.name, axis)
+    lines.append(f"    return {', '.join(names)}{',' if len(names) == 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def convert_argument(value, name, dtype, ndim, expected):
+    """``np.asarray(value, dtype)`` with the errors a user can act on.
+
+    Real numbers of any kind (bool, int, float) convert; complex, object, string data
+    and ``None`` are refused with a ``TypeError`` naming the input."""
+    if value is None:
+        raise TypeError(f"input {name!r}: expected an array of shape {expected}, got None")
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind is not None and kind not in "biuf":
+        raise TypeError(f"input {name!r}: expected real numbers ({np.dtype(dtype).name}), "
+                        f"got an array of dtype {value.dtype}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:       # ragged lists and the like
+        raise TypeError(f"input {name!r}: cannot convert {type(value).__name__} to an "
+                        f"array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"input {name!r}: expected real numbers ({np.dtype(dtype).name}), "
+                        f"got {type(value).__name__} of dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"input {name!r}: expected shape {expected} ({ndim}-D), "
+                         f"got shape {arr.shape}")
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=dtype) if ndim else arr.astype(dtype)
+    return arr
+
+
+def shape_error(name, arr, declared, axis, size, other):
+    if other is None:
+        raise ValueError(f"input {name!r}: expected shape {declared} with dimension {axis} "
+                         f"equal to {size}, got shape {arr.shape}")
+    other_name, other_axis, other_size = other
+    raise ValueError(f"input {name!r}: dimension {axis} of shape {arr.shape} is "
+                     f"{arr.shape[axis]}, but it must equal dimension {other_axis} of input "
+                     f"{other_name!r} ({other_size}) (declared {declared})")

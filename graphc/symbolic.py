@@ -1,0 +1,103 @@
+"""The SymPy bridge: new elementwise ops from SymPy formulas, derivatives by ``sympy.diff``.
+
+SymPy is imported only when this module's functions are called, so ``import graphc``
+stays fast for code that never needs it."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from .ops import OPS, Op, _elementwise_shape, promote, register
+
+
+def _sympy():
+    import sympy
+    return sympy
+
+
+def elementwise(name, fn):
+    """A new elementwise op from a SymPy formula, e.g.
+    ``softsign = gc.elementwise("softsign", lambda t: t / (1 + sympy.Abs(t)))``.
+
+    The op joins the op table: it works in graphs, on the tape and in compiled code,
+    and its derivatives (of any order) are derived with ``sympy.diff`` once per op and
+    argument, then cached.  Returns the function that applies the op."""
+    sp = _sympy()
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"elementwise: the op name must be an identifier, got {name!r}")
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not params:
+        raise TypeError(f"elementwise {name!r}: the formula must take at least one argument")
+    symbols = sp.symbols(f"x0:{len(params)}", real=True)
+    try:
+        expr = sp.sympify(fn(*symbols))
+    except Exception as exc:
+        raise TypeError(f"elementwise {name!r}: the formula could not be evaluated on SymPy "
+                        f"symbols: {exc}") from exc
+    existing = OPS.get(name)
+    if existing is not None:
+        if getattr(existing, "formula", None) != (symbols, expr):
+            raise ValueError(f"elementwise: an op named {name!r} already exists with another "
+                             "definition; choose another name")
+    else:
+        register(_formula_op(name, symbols, expr))
+
+    from .api import _apply
+
+    def apply_op(*args):
+        if len(args) != len(symbols):
+            raise TypeError(f"{name}() takes {len(symbols)} arguments, got {len(args)}")
+        return _apply(name, *args)
+    apply_op.__name__ = apply_op.__qualname__ = name
+    apply_op.__doc__ = f"Elementwise {name}(x) = {expr} (defined with gc.elementwise)."
+    return apply_op
+
+
+class FormulaOp(Op):
+    """An elementwise op defined by a SymPy formula (``formula = (symbols, expr)``)."""
+
+    formula: tuple = ()
+
+
+def _formula_op(name, symbols, expr):
+    sp = _sympy()
+    numeric = sp.lambdify(symbols, expr, modules="numpy")
+
+    def impl(*args):
+        with np.errstate(all="ignore"):
+            value = numeric(*args)
+        dtype = np.result_type(*[np.asarray(a).dtype for a in args])
+        return np.broadcast_to(np.asarray(value, dtype=dtype),
+                               np.broadcast_shapes(*[np.shape(a) for a in args]))
+
+    partials = tuple(_partial_rule(name, symbols, expr, i) for i in range(len(symbols)))
+    op = FormulaOp(name, "elementwise", len(symbols), impl, _elementwise_shape(name), promote,
+                   sym=lambda sp_, *xs: expr.subs(dict(zip(symbols, xs)), simultaneous=True),
+                   partials=partials, doc=f"{name}: {expr}")
+    object.__setattr__(op, "formula", (symbols, expr))
+    return op
+
+
+def derivative(expr, symbol):
+    """``sympy.diff``, with the distributional parts (DiracDelta, from the derivative of
+    sign or Heaviside) dropped: graphc uses derivatives that hold almost everywhere."""
+    sp = _sympy()
+    return sp.diff(expr, symbol).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+
+
+def _partial_rule(name, symbols, expr, i):
+    """The rule for d op / d arg i: an op of its own, derived on first use."""
+    @functools.cache
+    def derivative_op():
+        d_name = f"{name}__d{i}"
+        if d_name not in OPS:
+            register(_formula_op(d_name, symbols, derivative(expr, symbols[i])))
+        return d_name
+
+    def rule(F, out, *args):
+        return F.apply(derivative_op(), *args)
+    return rule
