@@ -10,6 +10,7 @@ from .api import (abs, add, astype, broadcast_like, broadcast_to, cos, cross_ent
                   softplus, sqrt, square, sub, sum, tanh, transpose, where)
 from .autodiff import grad, jvp
 from .graph import Expr, const, matrix, scalar, tensor, vector
+from .function import Function, compile, export
 from .interpreter import evaluate
 from .shapes import ShapeError
 from .symbolic import elementwise

@@ -122,11 +122,11 @@ elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
                 lambda F, out, a, b: out * F.log(a)))
 elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "math.exp({0})",
                (lambda F, out, x: out,))
-elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
+elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "math.log({0})",
                (lambda F, out, x: 1.0 / x,))
-elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
+elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "math.log1p({0})",
                (lambda F, out, x: 1.0 / (1.0 + x),))
-elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "_sqrt({0})",
+elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
                (lambda F, out, x: 0.5 / out,))
 elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
                (lambda F, out, x: 2.0 * x,))

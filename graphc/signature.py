@@ -121,47 +121,63 @@ class Signature:
         return f"{dim.input.name}.shape[{dim.axis}]"
 
     def make_checker(self):
-        namespace = {"np": np, "_convert": convert_argument, "_shape_error": shape_error}
+        namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error}
         exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)
         return namespace["check_args"]
 
 
-def checker_source(inputs, shapes):
+def checker_source(inputs, shapes, names=None):
     """The source of ``check_args(*args)``: converts each argument to its input's dtype
     and checks rank, fixed sizes and that dynamic sizes agree.  Scalars stay Python
     floats on the fast path (a float64 scalar needs no conversion at all)."""
-    names = [x.name for x in inputs]
-    lines = [f"def check_args({', '.join(names)}):",
-             f'    """Convert and check the arguments of f({", ".join(names)})."""']
-    for x in inputs:
+    local = names or {x: x.name for x in inputs}
+    lines = [f"def check_args({', '.join(local[x] for x in inputs)}):",
+             f'    """Convert and check the arguments of fn({", ".join(local[x] for x in inputs)})."""']
+    for x in _Renamed.wrap(inputs, local):
         expected = format_shape(x.shape)
         if x.shape == () and x.dtype == np.float64:
             lines.append(f"    if type({x.name}) is not float:")
-            lines.append(f"        {x.name} = float(_convert({x.name}, {x.name!r}, "
+            lines.append(f"        {x.name} = float(convert_argument({x.name}, {x.name!r}, "
                          f"np.float64, (), {expected!r}))")
         elif x.shape == ():
-            lines.append(f"    {x.name} = np.{x.dtype.name}(_convert({x.name}, {x.name!r}, "
+            lines.append(f"    {x.name} = np.{x.dtype.name}(convert_argument({x.name}, {x.name!r}, "
                          f"np.{x.dtype.name}, (), {expected!r}))")
         else:
-            lines.append(f"    {x.name} = _convert({x.name}, {x.name!r}, np.{x.dtype.name}, "
+            lines.append(f"    {x.name} = convert_argument({x.name}, {x.name!r}, np.{x.dtype.name}, "
                          f"{x.ndim}, {expected!r})")
     first_seen = {}
-    for x in inputs:
+    for x in _Renamed.wrap(inputs, local):
         declared = format_shape(x.shape)
-        for axis, dim in enumerate(shapes[x]):
+        for axis, dim in enumerate(shapes[x.node]):
             if isinstance(dim, int):
                 lines.append(f"    if {x.name}.shape[{axis}] != {dim}:")
-                lines.append(f"        _shape_error({x.name!r}, {x.name}, {declared!r}, "
+                lines.append(f"        shape_error({x.name!r}, {x.name}, {declared!r}, "
                              f"{axis}, {dim}, None)")
             elif dim in first_seen:
                 other, other_axis = first_seen[dim]
                 lines.append(f"    if {x.name}.shape[{axis}] != {other}.shape[{other_axis}]:")
-                lines.append(f"        _shape_error({x.name!r}, {x.name}, {declared!r}, {axis}, "
+                lines.append(f"        shape_error({x.name!r}, {x.name}, {declared!r}, {axis}, "
                              f"None, ({other!r}, {other_axis}, {other}.shape[{other_axis}]))")
             else:
                 first_seen[dim] = (x.name, axis)
-    lines.append(f"    return {', '.join(names)}{',' if len(names) == 1 else ''}")
+    params = [local[x] for x in inputs]
+    lines.append(f"    return {', '.join(params)}{',' if len(params) == 1 else ''}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Renamed:
+    """An input seen under the variable name the generated code gives it."""
+    node: object
+    name: str
+
+    shape = property(lambda self: self.node.shape)
+    dtype = property(lambda self: self.node.dtype)
+    ndim = property(lambda self: self.node.ndim)
+
+    @classmethod
+    def wrap(cls, inputs, local):
+        return [cls(x, local[x]) for x in inputs]
 
 
 def convert_argument(value, name, dtype, ndim, expected):

@@ -1,0 +1,1 @@
+"""Lowering graphs to Numba source: schedule (fused loops, calls), emission, disk cache."""

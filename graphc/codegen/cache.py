@@ -1,0 +1,137 @@
+"""The disk cache of generated modules.
+
+A module is named by a hash of the graph (its canonical text), the compile options and
+the graphc/Numba/NumPy versions.  It is written atomically and imported from the cache
+directory, so Numba's own ``cache=True`` keeps the machine code next to it: a second
+process that compiles the same graph skips both code generation and LLVM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..graph import toposort
+from ..ops import OPS
+
+_warned_unwritable = False
+
+
+def cache_dir():
+    """``$GRAPHC_CACHE_DIR``, else the user's cache directory."""
+    env = os.environ.get("GRAPHC_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "graphc"
+
+
+def graph_key(inputs, outputs, options):
+    """A hash of everything the generated module depends on."""
+    import numba
+
+    from .. import __version__
+    h = hashlib.sha256()
+    h.update(f"graphc {__version__} numba {numba.__version__} numpy {np.__version__} "
+             f"python {sys.version_info[:2]} options {sorted(options.items())}\n".encode())
+    index = {}
+    for x in inputs:
+        index[x] = len(index)
+        h.update(f"in {x.name} {x.dtype.str} {x.shape}\n".encode())
+    for node in toposort(outputs):
+        if node in index:
+            continue
+        index[node] = len(index)
+        if node.is_input:
+            raise ValueError(f"the outputs depend on input {node.name!r}, which is not among "
+                             f"the inputs given: {[x.name for x in inputs]}")
+        if node.is_const:
+            h.update(f"const {node.dtype.str} {node.shape} ".encode())
+            h.update(hashlib.sha256(node.value.tobytes()).digest())
+            h.update(b"\n")
+            continue
+        formula = getattr(OPS[node.op], "formula", None)
+        h.update(f"{node.op} {[index[a] for a in node.args]} {node.params} "
+                 f"{formula[1] if formula else ''}\n".encode())
+    h.update(f"out {[index[o] for o in outputs]}".encode())
+    return h.hexdigest()
+
+
+def _module_path(key):
+    return cache_dir() / f"graphc_{key[:32]}.py"
+
+
+def _import(path, key):
+    name = f"_graphc_cache_{key[:32]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if getattr(module, "GRAPHC_KEY", None) != key:
+        raise ImportError(f"{path} is not the cache entry for this graph")
+    return module
+
+
+def load(key):
+    """The cached module for `key`, or ``None`` (missing, unreadable or corrupt)."""
+    path = _module_path(key)
+    if not path.is_file():
+        return None
+    try:
+        return _import(path, key)
+    except Exception:          # a corrupt or foreign entry is rebuilt, never fatal
+        return None
+
+
+def write_atomic(path, text):
+    """Write `text` to `path` so that no reader ever sees a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def store_and_import(key, source_for):
+    """Write the module made by ``source_for(cache=True)`` to the cache and import it.
+
+    If the cache directory cannot be written, warn once and build the module in memory
+    from ``source_for(cache=False)`` (Numba cannot cache functions that are not in a
+    file)."""
+    global _warned_unwritable
+    path = _module_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = source_for(cache=True)
+        write_atomic(path, source)
+        return _import(path, key), source
+    except OSError as exc:
+        if not _warned_unwritable:
+            warnings.warn(f"graphc: cannot write the compile cache at {path.parent} ({exc}); "
+                          "compiling in memory (set GRAPHC_CACHE_DIR to a writable directory)",
+                          RuntimeWarning, stacklevel=3)
+            _warned_unwritable = True
+        source = source_for(cache=False)
+        return in_memory_module(source, key), source
+
+
+def in_memory_module(source, key):
+    import types
+    module = types.ModuleType(f"_graphc_mem_{key[:32]}")
+    exec(compile(source, f"<graphc {key[:12]}>", "exec"), module.__dict__)
+    return module

@@ -1,0 +1,108 @@
+"""Scheduling: which nodes share a fused loop nest, which need a buffer.
+
+The program is a list of statements in execution order:
+
+* ``Loop`` - one loop nest over a shape, computing several elementwise nodes per index
+  (held in scalar locals, never in temporaries) and accumulating reductions of them;
+* ``Step`` - anything else: a scalar operation, a matrix product (BLAS), a view
+  (transpose, reshape) or a size computation.
+
+An elementwise node joins the earliest loop of its shape that comes after all of its
+arguments (or holds them), so chains of elementwise work, forward or backward, fuse into
+one pass over memory.  A node computed in a loop is stored to a buffer only when
+something outside that loop reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ops import OPS
+
+#: Ops computed per index inside loops (broadcasts just read their argument).
+LOOP_OPS = {name for name, op in OPS.items() if op.kind == "elementwise"} | {
+    "broadcast_like", "broadcast_to"}
+
+
+def is_loop_op(op_name):
+    op = OPS[op_name]
+    return op.kind == "elementwise" or op_name in ("broadcast_like", "broadcast_to")
+
+
+def value_args(node):
+    """The arguments whose values a node reads (``broadcast_like`` only reads the first:
+    its second argument supplies a shape)."""
+    return node.args[:1] if node.op == "broadcast_like" else node.args
+
+
+@dataclass(eq=False)
+class Loop:
+    shape: tuple
+    pos: int
+    members: list = field(default_factory=list)
+    sinks: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Step:
+    node: object
+    pos: int
+    kind: str        # "scalar" | "matmul" | "view" | "numel"
+
+
+@dataclass
+class Plan:
+    program: list
+    shapes: dict          # node -> symbolic shape
+    loop_of: dict         # loop member -> Loop
+    stored: set           # loop members that need a buffer
+    order: list           # every node, topologically
+
+
+def schedule(outputs, order, shapes):
+    program, pos_of, loop_of = [], {}, {}
+    loops_by_shape: dict = {}
+
+    def find_loop(shape, args):
+        latest = max((pos_of[a] for a in args), default=-1)
+        for loop in loops_by_shape.get(shape, ()):
+            if loop.pos < latest:
+                continue
+            if all(pos_of[a] < loop.pos or loop_of.get(a) is loop for a in args):
+                return loop
+        loop = Loop(shape, len(program))
+        program.append(loop)
+        loops_by_shape.setdefault(shape, []).append(loop)
+        return loop
+
+    for node in order:
+        if node.is_input or node.is_const:
+            pos_of[node] = -1
+            continue
+        shape = shapes[node]
+        if is_loop_op(node.op) and shape != ():
+            loop = find_loop(shape, value_args(node))
+            loop.members.append(node)
+            loop_of[node] = loop
+            pos_of[node] = loop.pos
+        elif OPS[node.op].kind == "reduction":
+            x = node.args[0]
+            loop = find_loop(shapes[x], [x])
+            loop.sinks.append(node)
+            pos_of[node] = loop.pos
+        else:
+            kind = ("scalar" if is_loop_op(node.op) else
+                    "matmul" if node.op == "matmul" else
+                    "numel" if node.op == "numel" else "view")
+            pos_of[node] = len(program)
+            program.append(Step(node, len(program), kind))
+
+    # A loop member needs a buffer when something outside its loop reads it.
+    home = dict(loop_of)
+    home.update({r: loop for loop in program if isinstance(loop, Loop) for r in loop.sinks})
+    stored = {o for o in outputs if o in loop_of}
+    for node in order:
+        for a in value_args(node):
+            if a in loop_of and home.get(node) is not loop_of[a]:
+                stored.add(a)
+    return Plan(program, shapes, loop_of, stored, order)

@@ -1,0 +1,115 @@
+"""``gc.compile``, ``Function`` and ``gc.export``.
+
+compile: lower the graph, schedule it, emit one module (kernel + argument checker +
+``fn``), and import it through the disk cache.  A Function is a thin handle on that
+module: calling it calls the module's ``fn``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .codegen import cache
+from .codegen.emit import Names, kernel_source, module_source
+from .codegen.lower import lower
+from .codegen.schedule import schedule
+from .graph import Expr, inputs_of, toposort
+from .interpreter import _as_output_list
+from .shapes import format_shape
+from .signature import Signature, checker_source
+
+_OPTIMIZE_LEVELS = ("full", "fast", "none")
+_memo: dict = {}
+
+
+class Function:
+    """A compiled graph.  Call it with one argument per input (positionally or by
+    name); it returns a tuple of NumPy values (one value if compiled with a single
+    output).  ``source`` is the module that was compiled."""
+
+    def __init__(self, inputs, outputs, single, module, source, key, options):
+        self.inputs, self.outputs, self.single = list(inputs), list(outputs), single
+        self.module, self.source, self.key, self.options = module, source, key, options
+        self._fn = module.fn
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+    @property
+    def kernel(self):
+        """The Numba dispatcher of the forward+backward kernel."""
+        return self.module._kernel
+
+    def __repr__(self):
+        ins = ", ".join(f"{x.name}: {x.dtype.name}{format_shape(x.shape)}" for x in self.inputs)
+        return f"<graphc.Function ({ins}) -> {len(self.outputs)} output(s)>"
+
+
+def compile(inputs, outputs, *, optimize="full", parallel=False, fastmath=False):
+    """Compile `outputs` (an Expr or a list) as a function of `inputs` (a list of
+    inputs; their order is the call's argument order)."""
+    if isinstance(inputs, Expr):
+        inputs = [inputs]
+    inputs = list(inputs)
+    single, outs = _as_output_list(outputs, "compile")
+    if optimize not in _OPTIMIZE_LEVELS:
+        raise ValueError(f"compile: optimize must be one of {_OPTIMIZE_LEVELS}, got {optimize!r}")
+    options = {"optimize": optimize, "parallel": bool(parallel), "fastmath": bool(fastmath),
+               "single": single}
+    Signature.build(inputs, [])          # validates the inputs themselves
+    key = cache.graph_key(inputs, outs, options)
+    hit = _memo.get(key)
+    if hit is not None:
+        return Function(inputs, outs, single, hit[0], hit[1], key, options)
+    module = cache.load(key)
+    if module is not None:
+        source = Path(module.__file__).read_text(encoding="utf-8")
+    else:
+        module, source = cache.store_and_import(
+            key, lambda cache: generate_source(inputs, outs, single, key, options, cache))
+    _memo[key] = (module, source)
+    return Function(inputs, outs, single, module, source, key, options)
+
+
+def generate_source(inputs, outputs, single, key, options, cache=True):
+    """The module for a graph: lowering, scheduling and emission."""
+    lowered = lower(outputs)
+    signature = Signature.build(inputs, lowered)
+    order = toposort(lowered)
+    plan = schedule(lowered, order, signature.shapes)
+    names = Names(plan, inputs)
+    backward = _backward_nodes(order, lowered, outputs)
+    kernel = kernel_source(plan, inputs, lowered, names, backward,
+                           dict(options, cache=cache))
+    checker = checker_source(inputs, signature.shapes, names.inputs)
+    return module_source(
+        kernel=kernel, checker=checker, inputs=inputs, outputs=lowered, names=names,
+        single=single, key=key,
+        doc_inputs=[f"{x.name}: {x.dtype.name} {format_shape(x.shape)}" for x in inputs],
+        doc_outputs=[f"[{i}] {o.dtype.name} {format_shape(o.shape)}"
+                     for i, o in enumerate(outputs)])
+
+
+def _backward_nodes(order, lowered, outputs):
+    """Nodes that only gradients need: those not reachable from the first output.
+    (By convention the first output is the value; the rest are its gradients.)"""
+    if len(lowered) < 2:
+        return set()
+    forward = set(toposort(lowered[:1]))
+    return {n for n in order if n not in forward}
+
+
+def export(fn, path):
+    """Write `fn`'s module as a standalone file: it imports only numpy and numba, checks
+    its arguments like the Function, and describes inputs and outputs in its docstring
+    and in ``INPUTS``/``OUTPUTS``.  Its ``fn`` gives the same results."""
+    if not isinstance(fn, Function):
+        raise TypeError(f"export: expected a compiled graphc.Function, got {type(fn).__name__}")
+    path = Path(path)
+    if path.suffix != ".py":
+        raise ValueError(f"export: the path must end in .py, got {str(path)!r}")
+    cache.write_atomic(path, fn.source)
+    return path
+
+
+__all__ = ["compile", "Function", "export", "inputs_of"]
