@@ -13,6 +13,7 @@ from .codegen import cache
 from .codegen.emit import Names, kernel_source, module_source
 from .codegen.lower import lower
 from .codegen.schedule import schedule
+from .api import astype
 from .graph import Expr, inputs_of, toposort
 from .interpreter import _as_output_list
 from .shapes import format_shape
@@ -45,19 +46,25 @@ class Function:
         return f"<graphc.Function ({ins}) -> {len(self.outputs)} output(s)>"
 
 
-def compile(inputs, outputs, *, optimize="full", parallel=False, fastmath=False):
+def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
+            fastmath=False):
     """Compile `outputs` (an Expr or a list) as a function of `inputs` (a list of
-    inputs; their order is the call's argument order)."""
+    inputs; their order is the call's argument order).
+
+    ``updates={input: expr}`` makes the function also write each expr into its input's
+    array, in place, after computing the outputs from the old values: how an optimizer
+    step updates parameters without a round trip through Python."""
     if isinstance(inputs, Expr):
         inputs = [inputs]
     inputs = list(inputs)
     single, outs = _as_output_list(outputs, "compile")
+    update_pairs = _check_updates(updates, inputs)
     if optimize not in _OPTIMIZE_LEVELS:
         raise ValueError(f"compile: optimize must be one of {_OPTIMIZE_LEVELS}, got {optimize!r}")
     options = {"optimize": optimize, "parallel": bool(parallel), "fastmath": bool(fastmath),
-               "single": single}
+               "single": single, "updates": [inputs.index(x) for x, _ in update_pairs]}
     Signature.build(inputs, [])          # validates the inputs themselves
-    key = cache.graph_key(inputs, outs, options)
+    key = cache.graph_key(inputs, outs + [new for _, new in update_pairs], options)
     hit = _memo.get(key)
     if hit is not None:
         return Function(inputs, outs, single, hit[0], hit[1], key, options)
@@ -66,28 +73,54 @@ def compile(inputs, outputs, *, optimize="full", parallel=False, fastmath=False)
         source = Path(module.__file__).read_text(encoding="utf-8")
     else:
         module, source = cache.store_and_import(
-            key, lambda cache: generate_source(inputs, outs, single, key, options, cache))
+            key, lambda cache: generate_source(inputs, outs, single, key, options, cache,
+                                               update_pairs))
     _memo[key] = (module, source)
     return Function(inputs, outs, single, module, source, key, options)
 
 
-def generate_source(inputs, outputs, single, key, options, cache=True):
+def generate_source(inputs, outputs, single, key, options, cache=True, updates=()):
     """The module for a graph: lowering, scheduling and emission."""
-    lowered = lower(outputs)
-    signature = Signature.build(inputs, lowered)
-    order = toposort(lowered)
-    plan = schedule(lowered, order, signature.shapes)
+    everything = lower(list(outputs) + [new for _, new in updates])
+    lowered, new_values = everything[:len(outputs)], everything[len(outputs):]
+    signature = Signature.build(inputs, everything)
+    order = toposort(everything)
+    plan = schedule(everything, order, signature.shapes)
     names = Names(plan, inputs)
     backward = _backward_nodes(order, lowered, outputs)
     kernel = kernel_source(plan, inputs, lowered, names, backward,
-                           dict(options, cache=cache))
-    checker = checker_source(inputs, signature.shapes, names.inputs)
+                           dict(options, cache=cache),
+                           [(x, new) for (x, _), new in zip(updates, new_values)])
+    checker = checker_source(inputs, signature.shapes, names.inputs,
+                             inplace={x for x, _ in updates})
     return module_source(
         kernel=kernel, checker=checker, inputs=inputs, outputs=lowered, names=names,
         single=single, key=key,
         doc_inputs=[f"{x.name}: {x.dtype.name} {format_shape(x.shape)}" for x in inputs],
         doc_outputs=[f"[{i}] {o.dtype.name} {format_shape(o.shape)}"
                      for i, o in enumerate(outputs)])
+
+
+def _check_updates(updates, inputs):
+    """``{input: expr}`` as (input, expr) pairs, with the expr in the input's dtype."""
+    if not updates:
+        return []
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    checked = []
+    for x, new in pairs:
+        if not any(x is i for i in inputs):
+            raise ValueError(f"updates: {x!r} is not one of the function's inputs")
+        if x.ndim == 0:
+            raise ValueError(f"updates: input {x.name!r} is a scalar; only arrays can be "
+                             "updated in place (make it shape (1,))")
+        if not isinstance(new, Expr):
+            raise TypeError(f"updates: the new value of {x.name!r} must be an expression")
+        if new.shape != x.shape:
+            raise ValueError(f"updates: the new value of {x.name!r} has shape "
+                             f"{format_shape(new.shape)}, but the input has "
+                             f"{format_shape(x.shape)}")
+        checked.append((x, new if new.dtype == x.dtype else astype(new, x.dtype)))
+    return checked
 
 
 def _backward_nodes(order, lowered, outputs):

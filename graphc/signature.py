@@ -121,15 +121,17 @@ class Signature:
         return f"{dim.input.name}.shape[{dim.axis}]"
 
     def make_checker(self):
-        namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error}
+        namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error,
+                     "check_inplace": check_inplace}
         exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)
         return namespace["check_args"]
 
 
-def checker_source(inputs, shapes, names=None):
+def checker_source(inputs, shapes, names=None, inplace=()):
     """The source of ``check_args(*args)``: converts each argument to its input's dtype
     and checks rank, fixed sizes and that dynamic sizes agree.  Scalars stay Python
-    floats on the fast path (a float64 scalar needs no conversion at all)."""
+    floats on the fast path (a float64 scalar needs no conversion at all).  Inputs in
+    `inplace` are written by the kernel, so they are checked, never converted."""
     local = names or {x: x.name for x in inputs}
     lines = [f"def check_args({', '.join(local[x] for x in inputs)}):",
              f'    """Convert and check the arguments of fn({", ".join(local[x] for x in inputs)})."""']
@@ -138,10 +140,13 @@ def checker_source(inputs, shapes, names=None):
         if x.shape == () and x.dtype == np.float64:
             lines.append(f"    if type({x.name}) is not float:")
             lines.append(f"        {x.name} = float(convert_argument({x.name}, {x.name!r}, "
-                         f"np.float64, (), {expected!r}))")
+                         f"np.float64, 0, {expected!r}))")
         elif x.shape == ():
             lines.append(f"    {x.name} = np.{x.dtype.name}(convert_argument({x.name}, {x.name!r}, "
-                         f"np.{x.dtype.name}, (), {expected!r}))")
+                         f"np.{x.dtype.name}, 0, {expected!r}))")
+        elif x.node in inplace:
+            lines.append(f"    check_inplace({x.name}, {x.name!r}, np.{x.dtype.name}, "
+                         f"{x.ndim}, {expected!r})")
         else:
             lines.append(f"    {x.name} = convert_argument({x.name}, {x.name!r}, np.{x.dtype.name}, "
                          f"{x.ndim}, {expected!r})")
@@ -205,6 +210,19 @@ def convert_argument(value, name, dtype, ndim, expected):
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=dtype) if ndim else arr.astype(dtype)
     return arr
+
+
+def check_inplace(value, name, dtype, ndim, expected):
+    """An argument the function updates in place must be the array itself: a converted
+    copy would silently receive the update instead."""
+    ok = (type(value) is np.ndarray and value.dtype == dtype and value.ndim == ndim
+          and value.flags.c_contiguous and value.flags.writeable)
+    if not ok:
+        got = (f"{type(value).__name__} {getattr(value, 'dtype', '')} "
+               f"{getattr(value, 'shape', '')}").strip()
+        raise TypeError(f"input {name!r} is updated in place, so it must be a writeable, "
+                        f"C-contiguous {np.dtype(dtype).name} array of shape {expected}; "
+                        f"got {got}")
 
 
 def shape_error(name, arr, declared, axis, size, other):

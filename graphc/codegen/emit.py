@@ -17,7 +17,7 @@ import numpy as np
 
 from ..ops import OPS
 from ..shapes import format_shape
-from ..signature import convert_argument, shape_error
+from ..signature import check_inplace, convert_argument, shape_error
 from .scalar import scalar_code
 from .schedule import Loop, Step, value_args
 
@@ -26,7 +26,7 @@ from .schedule import Loop, Step, value_args
 CHUNK_STATEMENTS = 300
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
-_GENERATED = re.compile(r"^(v|e|n|i|k|acc)\d+$|^_")
+_GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
 
 
 class Names:
@@ -229,11 +229,20 @@ def output_expr(node, names, seen):
     return f"np.array({v})"
 
 
-def kernel_source(plan, inputs, outputs, names, backward_nodes, options):
+def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates=()):
+    """The kernel: every statement, then in-place `updates` ((input, node) pairs), which
+    come last so that every output was computed from the old values."""
     writer = KernelWriter(plan, names, outputs)
     writer.write(backward_nodes)
     seen = set()
     returns = [output_expr(o, names, seen) for o in outputs]
+    if updates:
+        writer.emit("# ---- in-place updates ----")
+        for i, r in enumerate(returns):
+            writer.emit(f"out{i} = {r}")
+        returns = [f"out{i}" for i in range(len(returns))]
+        for x, new in updates:
+            writer.emit(f"{names.inputs[x]}[...] = {names.value(new)}  # update {x.name}")
     body = writer.lines
     scalar_only = all(isinstance(st, Step) and st.kind == "scalar" for st in plan.program)
     params = [names.inputs[x] for x in inputs] + list(names.consts.values())
@@ -353,4 +362,5 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
 
 #: Helpers the argument checker calls, copied from graphc.signature into every module
 #: so that it stands alone.
-_RUNTIME = inspect.getsource(convert_argument) + "\n\n" + inspect.getsource(shape_error)
+_RUNTIME = "\n\n".join(inspect.getsource(f) for f in
+                        (convert_argument, check_inplace, shape_error))
