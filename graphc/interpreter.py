@@ -42,7 +42,7 @@ def run_graph(outputs, env):
             env[node] = value
             for a in node.args:
                 if last_use[a] == i and a not in keep and not a.is_input:
-                    del env[a]
+                    env.pop(a, None)
     return [env[o] for o in outputs]
 
 

@@ -46,6 +46,8 @@ class Op:
     dtype: Callable | None = None
     sym: Callable | None = None
     code: str | None = None
+    helper: str | None = None      # source of a scalar function `code` calls (branches
+                                   # live there: branchy inline code slows Numba's typing)
     partials: tuple | None = None
     vjp: Callable | None = None
     jvp: Callable | None = None
@@ -84,9 +86,9 @@ def register(op):
     return op
 
 
-def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc=""):
+def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc="", helper=None):
     return register(Op(name, "elementwise", arity, impl, _elementwise_shape(name),
-                       dtype, sym, code, partials, doc=doc))
+                       dtype, sym, code, helper, partials, doc=doc))
 
 
 # ---------------------------------------------------------------------------------
@@ -133,7 +135,14 @@ elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
 elementwise_op("abs", 1, np.abs, lambda sp, x: sp.Abs(x), "abs({0})",
                (lambda F, out, x: F.sign(x),))
 elementwise_op("sign", 1, np.sign, lambda sp, x: sp.sign(x),
-               "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else {0} * 0.0))", (None,))
+               "_sign({0})", (None,), helper="""
+def _sign(x):
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return x * 0.0      # keeps 0 and NaN
+""")
 elementwise_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
                (lambda F, out, x: F.cos(x),))
 elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
@@ -141,32 +150,49 @@ elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
 elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "math.tanh({0})",
                (lambda F, out, x: 1.0 - out * out,))
 elementwise_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
-               "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else "
-               "math.exp({0}) / (1.0 + math.exp({0})))",
-               (lambda F, out, x: out * (1.0 - out),),
+               "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),), helper="""
+def _sigmoid(x):
+    e = math.exp(-abs(x))          # never overflows
+    s = 1.0 / (1.0 + e)
+    return s if x >= 0 else e * s
+""",
                doc="1 / (1 + exp(-x)), evaluated without overflow for large |x|")
 elementwise_op("relu", 1, lambda x: np.maximum(x, 0), lambda sp, x: sp.Max(x, 0),
-               "({0} if {0} > 0 else {0} * 0.0)",
+               "_relu({0})",
                (lambda F, out, x: F.greater(x, 0),),      # a bool mask keeps x's dtype
-               doc="max(x, 0); its derivative at 0 is taken to be 0")
+               doc="max(x, 0); its derivative at 0 is taken to be 0", helper="""
+def _relu(x):
+    return 0.0 if x <= 0 else x    # NaN stays NaN
+""")
 elementwise_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
                "(max({0}, 0.0) + math.log1p(math.exp(-abs({0}))))",
                (lambda F, out, x: F.sigmoid(x),),
                doc="log(1 + exp(x)), evaluated without overflow for large |x|")
 elementwise_op("maximum", 2, np.maximum, lambda sp, a, b: sp.Max(a, b),
-               "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+               "_maximum({0}, {1})",
                (lambda F, out, a, b: _maximum_partial(a, b, F),
                 lambda F, out, a, b: _maximum_partial(b, a, F)),
-               doc="NaN-propagating maximum; at a tie each argument gets half the gradient")
+               doc="NaN-propagating maximum; at a tie each argument gets half the gradient",
+               helper="""
+def _maximum(a, b):
+    return a if (a >= b or a != a) else b
+""")
 elementwise_op("minimum", 2, np.minimum, lambda sp, a, b: sp.Min(a, b),
-               "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+               "_minimum({0}, {1})",
                (lambda F, out, a, b: _maximum_partial(b, a, F),
                 lambda F, out, a, b: _maximum_partial(a, b, F)),
-               doc="NaN-propagating minimum; at a tie each argument gets half the gradient")
+               doc="NaN-propagating minimum; at a tie each argument gets half the gradient",
+               helper="""
+def _minimum(a, b):
+    return a if (a <= b or a != a) else b
+""")
 elementwise_op("where", 3, np.where, lambda sp, c, a, b: sp.Piecewise((a, c), (b, True)),
-               "({1} if {0} else {2})",
+               "_where({0}, {1}, {2})",
                (None, lambda F, out, c, a, b: c, lambda F, out, c, a, b: F.equal(c, False)),
-               dtype=lambda dtypes, **_: np.result_type(*dtypes[1:]))
+               dtype=lambda dtypes, **_: np.result_type(*dtypes[1:]), helper="""
+def _where(c, a, b):
+    return a if c else b
+""")
 
 for _name, _np_fn, _sym, _tok in [
         ("less", np.less, "StrictLessThan", "<"),

@@ -72,9 +72,14 @@ def _import(path, key):
     name = f"_graphc_cache_{key[:32]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if getattr(module, "GRAPHC_KEY", None) != key:
-        raise ImportError(f"{path} is not the cache entry for this graph")
+    sys.modules[name] = module        # Numba's cache finds the module's globals by name
+    try:
+        spec.loader.exec_module(module)
+        if getattr(module, "GRAPHC_KEY", None) != key:
+            raise ImportError(f"{path} is not the cache entry for this graph")
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 

@@ -23,7 +23,7 @@ from .schedule import Loop, Step, value_args
 
 #: Scalar-only programs longer than this are split into several jitted functions:
 #: LLVM's compile time grows faster than linearly with function size.
-CHUNK_STATEMENTS = 300
+CHUNK_STATEMENTS = 6000
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
 _GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
@@ -248,12 +248,19 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     params = [names.inputs[x] for x in inputs] + list(names.consts.values())
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
+    helpers = _helpers(plan, decorator)
     if scalar_only and len(body) > CHUNK_STATEMENTS:
-        return _chunked(body, params, returns, decorator)
+        return helpers + _chunked(body, params, returns, decorator)
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
     lines += dims + body + [f"    return ({', '.join(returns)},)"]
-    return "\n".join(lines) + "\n"
+    return helpers + "\n".join(lines) + "\n"
+
+
+def _helpers(plan, decorator):
+    """The scalar helper functions (from the op table) that the program calls."""
+    used = sorted({n.op for n in plan.order if n.op in OPS and OPS[n.op].helper})
+    return "".join(f"{decorator}{OPS[op].helper.rstrip()}\n\n\n" for op in used)
 
 
 def _dim_source(d, names):
