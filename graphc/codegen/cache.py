@@ -8,6 +8,7 @@ process that compiles the same graph skips both code generation and LLVM.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -33,13 +34,24 @@ def cache_dir():
     return Path(base) / "graphc"
 
 
+@functools.cache
+def _graphc_fingerprint():
+    """A hash of graphc's own source: a changed code generator never reuses old entries."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def graph_key(inputs, outputs, options):
     """A hash of everything the generated module depends on."""
     import numba
 
     from .. import __version__
     h = hashlib.sha256()
-    h.update(f"graphc {__version__} numba {numba.__version__} numpy {np.__version__} "
+    h.update(f"graphc {__version__} {_graphc_fingerprint()} numba {numba.__version__} numpy {np.__version__} "
              f"python {sys.version_info[:2]} options {sorted(options.items())}\n".encode())
     index = {}
     for x in inputs:

@@ -226,7 +226,7 @@ def output_expr(node, names, seen):
     if node.shape == () or (owned and node not in seen):
         seen.add(node)
         return v
-    return f"np.array({v})"
+    return f"np.copy({v})"
 
 
 def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates=()):
