@@ -12,6 +12,7 @@ from pathlib import Path
 from .codegen import cache
 from .codegen.emit import Names, kernel_source, module_source
 from .codegen.lower import lower
+from .passes import optimize
 from .codegen.schedule import schedule
 from .api import astype
 from .graph import Expr, inputs_of, toposort
@@ -81,7 +82,8 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
 
 def generate_source(inputs, outputs, single, key, options, cache=True, updates=()):
     """The module for a graph: lowering, scheduling and emission."""
-    everything = lower(list(outputs) + [new for _, new in updates])
+    everything = lower(optimize(list(outputs) + [new for _, new in updates],
+                                options["optimize"]))
     lowered, new_values = everything[:len(outputs)], everything[len(outputs):]
     signature = Signature.build(inputs, everything)
     order = toposort(everything)
