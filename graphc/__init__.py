@@ -13,7 +13,7 @@ from .graph import Expr, const, matrix, scalar, tensor, vector
 from .function import Function, compile, export
 from .interpreter import evaluate
 from .shapes import ShapeError
-from .symbolic import elementwise
+from .symbolic import elementwise, latex, to_sympy
 from . import tape
 
 __version__ = "0.1.0"

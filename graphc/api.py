@@ -56,8 +56,16 @@ def _elementwise(name):
 
 
 neg, add, sub, mul, div, pow = (_elementwise(n) for n in ("neg", "add", "sub", "mul", "div", "pow"))
-exp, log, log1p, sqrt, square, abs = (_elementwise(n) for n in
-                                      ("exp", "log", "log1p", "sqrt", "square", "abs"))
+exp, _log, log1p, sqrt, square, abs = (_elementwise(n) for n in
+                                       ("exp", "log", "log1p", "sqrt", "square", "abs"))
+
+
+def log(x):
+    """Natural logarithm.  ``log(sigmoid(z))`` is built as ``-softplus(-z)``, which is
+    the same function but stays finite (value and gradient) where sigmoid underflows."""
+    if isinstance(x, graph.Expr) and x.op == "sigmoid":
+        return neg(softplus(neg(x.args[0])))
+    return _log(x)
 sign, sin, cos, tanh, sigmoid, relu, softplus = (_elementwise(n) for n in
                                                  ("sign", "sin", "cos", "tanh", "sigmoid",
                                                   "relu", "softplus"))

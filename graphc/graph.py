@@ -139,10 +139,11 @@ def as_expr(value, like_dtype=None):
     dtype of the other operands, so ``x32 * 2.0`` stays float32 (as in JAX and NumPy 2)."""
     if isinstance(value, Expr):
         return value
+    weak = like_dtype if like_dtype is not None and like_dtype in FLOAT_DTYPES else None
     if type(value) in (float, int, bool):
-        return _weak_scalar(value, like_dtype if like_dtype in FLOAT_DTYPES else _FLOAT64)
+        return _weak_scalar(value, weak or _FLOAT64)
     if isinstance(value, numbers.Real) and not isinstance(value, np.generic):
-        return const(value, like_dtype if like_dtype in FLOAT_DTYPES else None)
+        return const(value, weak)
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
         return const(value)
     raise TypeError(f"cannot use {type(value).__name__} {value!r} in a graphc expression; "

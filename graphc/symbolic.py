@@ -101,3 +101,51 @@ def _partial_rule(name, symbols, expr, i):
     def rule(F, out, *args):
         return F.apply(derivative_op(), *args)
     return rule
+
+
+#: Ops that only move or stretch values: in a formula they are their argument.
+_TRANSPARENT = {"broadcast_like", "broadcast_to", "expand_dims", "reshape", "astype"}
+
+
+def to_sympy(expr, names=None, shared=False):
+    """A graph as a SymPy expression, so the math graphc computes can be read.
+
+    Inputs become symbols named after them; ``names={node: "a_3"}`` turns any other
+    node into a symbol too (say, the forward activations of a network, so a gradient
+    reads as the lesson writes it).  Elementwise ops use their SymPy form from the op
+    table; reductions and matrix products appear as undefined functions (``sum(x)``).
+    With ``shared=True`` returns ``(definitions, expression)`` from ``sympy.cse``: each
+    repeated subexpression named once."""
+    sp = _sympy()
+    from .graph import Expr, toposort
+    if not isinstance(expr, Expr):
+        raise TypeError(f"to_sympy: expected an expression, got {type(expr).__name__}")
+    names = dict(names or {})
+    values = {}
+    for node in toposort([expr]):
+        if node in names:
+            values[node] = sp.Symbol(names[node], real=True)
+        elif node.is_input:
+            values[node] = sp.Symbol(node.name, real=True)
+        elif node.is_const:
+            values[node] = (sp.nsimplify(float(node.value)) if node.shape == ()
+                            else sp.Symbol(f"const{list(node.shape)}"))
+        elif node.op in _TRANSPARENT:
+            values[node] = values[node.args[0]]
+        else:
+            op = OPS[node.op]
+            args = [values[a] for a in node.args]
+            if op.sym is not None:
+                values[node] = op.sym(sp, *args)
+            else:
+                values[node] = sp.Function(node.op)(*args)
+    result = values[expr]
+    if shared:
+        definitions, (reduced,) = sp.cse(result, order="none")
+        return definitions, reduced
+    return result
+
+
+def latex(expr, names=None):
+    """LaTeX for `expr` (see ``to_sympy``)."""
+    return _sympy().latex(to_sympy(expr, names))

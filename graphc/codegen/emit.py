@@ -289,7 +289,7 @@ def _dim_source(d, names):
 
 
 def _decorator(options):
-    flags = [f"cache={options['cache']}", "nogil=True"]
+    flags = [f"cache={options['cache']}", "nogil=True", "error_model='numpy'"]
     if options.get("fastmath"):
         flags.append("fastmath=True")
     if options.get("parallel"):

@@ -88,8 +88,6 @@ def _pow(node, a, b):
 def _log(node, a):
     if a.op == "exp":
         return a.args[0]
-    if a.op == "sigmoid":           # log σ(x) = -softplus(-x): finite where σ underflows
-        return api.neg(api.softplus(api.neg(a.args[0])))
     return None
 
 
