@@ -235,3 +235,19 @@ def test_in_place_updates():
     np.testing.assert_allclose(arr, [0.5, 1.0, 2.0])
     with pytest.raises(TypeError, match="updated in place"):
         step(arr.astype(np.float64))
+
+
+def test_parallel_and_fastmath_agree_with_the_default():
+    x, t = gc.vector("px", None), gc.vector("pt", None)
+    w = gc.scalar("pw")
+    M = gc.matrix("pM", (None, 4))
+    cost = gc.sum(gc.softplus(-t * (w * x))) + gc.sum(gc.max(M, axis=1)) + gc.sum(gc.sum(M, axis=0))
+    outputs = [cost] + gc.grad(cost, [w, x, M])
+    rng = np.random.default_rng(3)
+    args = (rng.standard_normal(2000), np.sign(rng.standard_normal(2000)), 0.5,
+            rng.standard_normal((2000, 4)))
+    want = gc.evaluate(outputs, dict(zip([x, t, w, M], args)))
+    for options in ({"parallel": True}, {"fastmath": True}):
+        got = gc.compile([x, t, w, M], outputs, **options)(*args)
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9)

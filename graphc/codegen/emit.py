@@ -86,8 +86,9 @@ def _describe(node, names):
 
 
 class KernelWriter:
-    def __init__(self, plan, names, outputs):
+    def __init__(self, plan, names, outputs, parallel=False):
         self.plan, self.names, self.outputs = plan, names, outputs
+        self.parallel = parallel
         self.lines = []
         self.backward_start = None
 
@@ -153,7 +154,8 @@ class KernelWriter:
                 self.emit(f"{names.value(r)} = np.full({names.shape(plan.shapes[r])}, {init}, "
                           f"dtype=np.{r.dtype.name})")
         for axis, d in enumerate(loop.shape):
-            self.emit(f"for i{axis} in range({names.dim(d)}):", depth=1 + axis)
+            loop_range = "numba.prange" if axis == 0 and self._parallel_safe(loop) else "range"
+            self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth=1 + axis)
         depth = 1 + rank
         loaded = {}
         for m in loop.members:
@@ -177,6 +179,20 @@ class KernelWriter:
                 cmp = ">" if r.op == "max" else "<"
                 self.emit(f"if {e} {cmp} {acc} or {e} != {e}:", depth)
                 self.emit(f"{acc} = {e}", depth + 1)
+
+    def _parallel_safe(self, loop):
+        """The outer loop may run in parallel (``prange``) when no two iterations write
+        the same place: every accumulator is indexed by the outer index, or is a scalar
+        sum (which Numba turns into a parallel reduction)."""
+        if not self.parallel:
+            return False
+        for r in loop.sinks:
+            if self.plan.shapes[r] == ():
+                if r.op != "sum":
+                    return False
+            elif 0 in r.kwargs["axis"]:
+                return False
+        return True
 
     def _element(self, a, loop, loaded, depth):
         names, plan = self.names, self.plan
@@ -232,7 +248,7 @@ def output_expr(node, names, seen):
 def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates=()):
     """The kernel: every statement, then in-place `updates` ((input, node) pairs), which
     come last so that every output was computed from the old values."""
-    writer = KernelWriter(plan, names, outputs)
+    writer = KernelWriter(plan, names, outputs, parallel=options.get("parallel", False))
     writer.write(backward_nodes)
     seen = set()
     returns = [output_expr(o, names, seen) for o in outputs]
@@ -249,7 +265,7 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     unpack = [f"    {names.inputs[x]} = scalars[{i}]" for i, x in enumerate(packed)]
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
-    helpers = _helpers(plan, decorator)
+    helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
     if scalar_only and len(body) > CHUNK_STATEMENTS:
         return helpers + _chunked(body, params, returns, decorator, unpack)
     lines = [decorator, f"def _kernel({', '.join(params)}):",
