@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .codegen import cache
+from .codegen import cache, interp
 from .codegen.emit import Names, kernel_source, module_source
 from .codegen.lower import lower
 from .passes import optimize
@@ -76,6 +76,7 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
         module, source = cache.store_and_import(
             key, lambda cache: generate_source(inputs, outs, single, key, options, cache,
                                                update_pairs))
+    interp.attach(module)
     _memo[key] = (module, source)
     return Function(inputs, outs, single, module, source, key, options)
 
@@ -90,14 +91,18 @@ def generate_source(inputs, outputs, single, key, options, cache=True, updates=(
     plan = schedule(everything, order, signature.shapes)
     names = Names(plan, inputs)
     backward = _backward_nodes(order, lowered, outputs)
-    kernel = kernel_source(plan, inputs, lowered, names, backward,
-                           dict(options, cache=cache),
-                           [(x, new) for (x, _), new in zip(updates, new_values)])
+    interpreted = interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
+    if interpreted:
+        kernel = interp.module_kernel(plan, inputs, lowered, names)
+    else:
+        kernel = kernel_source(plan, inputs, lowered, names, backward,
+                               dict(options, cache=cache),
+                               [(x, new) for (x, _), new in zip(updates, new_values)])
     checker = checker_source(inputs, signature.shapes, names.inputs,
                              inplace={x for x, _ in updates})
     return module_source(
         kernel=kernel, checker=checker, inputs=inputs, outputs=lowered, names=names,
-        single=single, key=key,
+        single=single, key=key, interpreted=interpreted,
         doc_inputs=[f"{x.name}: {x.dtype.name} {format_shape(x.shape)}" for x in inputs],
         doc_outputs=[f"[{i}] {o.dtype.name} {format_shape(o.shape)}"
                      for i, o in enumerate(outputs)])
@@ -143,7 +148,7 @@ def export(fn, path):
     path = Path(path)
     if path.suffix != ".py":
         raise ValueError(f"export: the path must end in .py, got {str(path)!r}")
-    cache.write_atomic(path, fn.source)
+    cache.write_atomic(path, interp.standalone(fn.source))
     return path
 
 

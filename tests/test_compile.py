@@ -251,3 +251,62 @@ def test_parallel_and_fastmath_agree_with_the_default():
         got = gc.compile([x, t, w, M], outputs, **options)(*args)
         for g, e in zip(got, want):
             np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def deep_chain():
+    """The one-neuron-per-layer chain, deep enough to run on the interpreter."""
+    L = 400
+    ws = [gc.scalar(f"cw{i}") for i in range(L)]
+    bs = [gc.scalar(f"cb{i}") for i in range(L)]
+    a0, y = gc.scalar("ca0"), gc.scalar("cy")
+    a = a0
+    for w, b in zip(ws, bs):
+        a = gc.sigmoid(w * a + b)
+    cost = gc.square(a - y)
+    inputs = ws + bs + [a0, y]
+    outputs = [cost] + gc.grad(cost, ws + bs)
+    rng = np.random.default_rng(5)
+    values = list(rng.uniform(0.5, 1.5, L)) + list(rng.uniform(-0.2, 0.2, L)) + [0.3, 0.9]
+    return inputs, outputs, values, gc.compile(inputs, outputs)
+
+
+def test_large_scalar_graphs_run_on_the_interpreter(deep_chain):
+    inputs, outputs, values, fn = deep_chain
+    assert "CODE = np.frombuffer" in fn.source
+    got = fn(*values)
+    want = gc.evaluate(outputs, dict(zip(inputs, values)))
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-12, atol=1e-300)
+    # hand-written backprop of the same chain
+    L = len(inputs) // 2 - 1
+    w, b, a = np.array(values[:L]), np.array(values[L:2 * L]), [values[-2]]
+    for i in range(L):
+        a.append(1 / (1 + np.exp(-(w[i] * a[-1] + b[i]))))
+    delta = 2 * (a[-1] - values[-1])
+    gw, gb = np.zeros(L), np.zeros(L)
+    for i in reversed(range(L)):
+        delta = delta * a[i + 1] * (1 - a[i + 1])
+        gw[i], gb[i] = delta * a[i], delta
+        delta = delta * w[i]
+    np.testing.assert_allclose(got[1:L + 1], gw, rtol=1e-9)
+    np.testing.assert_allclose(got[L + 1:], gb, rtol=1e-9)
+
+
+def test_interpreted_export_stands_alone(deep_chain, tmp_path):
+    inputs, outputs, values, fn = deep_chain
+    gc.export(fn, tmp_path / "chain.py")
+    np.save(tmp_path / "values.npy", np.array(values))
+    np.save(tmp_path / "want.npy", np.array(fn(*values)))
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["graphc"] = None
+        sys.path.insert(0, ".")
+        import numpy as np, chain
+        got = chain.fn(*np.load("values.npy"))
+        assert np.array_equal(np.array(got), np.load("want.npy"))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
