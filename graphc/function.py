@@ -48,13 +48,18 @@ class Function:
 
 
 def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
-            fastmath=False):
+            fastmath=False, check_finite=False):
     """Compile `outputs` (an Expr or a list) as a function of `inputs` (a list of
     inputs; their order is the call's argument order).
 
     ``updates={input: expr}`` makes the function also write each expr into its input's
     array, in place, after computing the outputs from the old values: how an optimizer
-    step updates parameters without a round trip through Python."""
+    step updates parameters without a round trip through Python.
+
+    ``check_finite=True`` makes every call check each node's value and raise
+    ``FloatingPointError`` naming the first node, forward or backward, that produced a
+    NaN or Inf (its op, its arguments' shapes); off by default, and then it costs
+    nothing."""
     if isinstance(inputs, Expr):
         inputs = [inputs]
     inputs = list(inputs)
@@ -63,7 +68,8 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
     if optimize not in _OPTIMIZE_LEVELS:
         raise ValueError(f"compile: optimize must be one of {_OPTIMIZE_LEVELS}, got {optimize!r}")
     options = {"optimize": optimize, "parallel": bool(parallel), "fastmath": bool(fastmath),
-               "single": single, "updates": [inputs.index(x) for x, _ in update_pairs]}
+               "single": single, "updates": [inputs.index(x) for x, _ in update_pairs],
+               "check_finite": bool(check_finite)}
     Signature.build(inputs, [])          # validates the inputs themselves
     key = cache.graph_key(inputs, outs + [new for _, new in update_pairs], options)
     hit = _memo.get(key)
@@ -91,21 +97,31 @@ def generate_source(inputs, outputs, single, key, options, cache=True, updates=(
     plan = schedule(everything, order, signature.shapes)
     names = Names(plan, inputs)
     backward = _backward_nodes(order, lowered, outputs)
-    interpreted = interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
+    interpreted = (interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
+                   and not options["check_finite"])
+    checked = {}
     if interpreted:
         kernel = interp.module_kernel(plan, inputs, lowered, names)
     else:
-        kernel = kernel_source(plan, inputs, lowered, names, backward,
-                               dict(options, cache=cache),
-                               [(x, new) for (x, _), new in zip(updates, new_values)])
+        kernel, checked = kernel_source(plan, inputs, lowered, names, backward,
+                                        dict(options, cache=cache),
+                                        [(x, new) for (x, _), new in zip(updates, new_values)])
     checker = checker_source(inputs, signature.shapes, names.inputs,
                              inplace={x for x, _ in updates})
     return module_source(
         kernel=kernel, checker=checker, inputs=inputs, outputs=lowered, names=names,
         single=single, key=key, interpreted=interpreted,
+        checked={k: _node_report(node, names, node in backward) for k, node in checked.items()},
         doc_inputs=[f"{x.name}: {x.dtype.name} {format_shape(x.shape)}" for x in inputs],
         doc_outputs=[f"[{i}] {o.dtype.name} {format_shape(o.shape)}"
                      for i, o in enumerate(outputs)])
+
+
+def _node_report(node, names, backward):
+    """How a NaN/Inf report names a node: its op, pass, arguments and their shapes."""
+    args = ", ".join(f"{names.value(a)}: {format_shape(a.shape)}" for a in node.args)
+    return (f"{names.value(node)} = {node.op}({args}) in the "
+            f"{'backward' if backward else 'forward'} pass")
 
 
 def _check_updates(updates, inputs):

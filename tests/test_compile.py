@@ -310,3 +310,17 @@ def test_interpreted_export_stands_alone(deep_chain, tmp_path):
                          cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "ok" in out.stdout
+
+
+def test_check_finite_names_the_first_bad_node():
+    x = gc.vector("fx", None)
+    cost = gc.sum(gc.sqrt(x) * 3.0)
+    outputs = [cost, gc.grad(cost, x)]
+    checked = gc.compile([x], outputs, check_finite=True)
+    value, slope = checked(np.array([1.0, 4.0]))
+    assert value == 9.0 and slope.tolist() == [1.5, 0.75]
+    with pytest.raises(FloatingPointError, match=r"sqrt\(fx: \(\?,\)\) in the forward pass"):
+        checked(np.array([1.0, -4.0]))
+    with pytest.raises(FloatingPointError, match="in the backward pass"):
+        checked(np.array([1.0, 0.0]))                 # sqrt'(0) = inf
+    assert "NONFINITE" not in gc.compile([x], outputs).source   # off: no cost at all

@@ -86,9 +86,10 @@ def _describe(node, names):
 
 
 class KernelWriter:
-    def __init__(self, plan, names, outputs, parallel=False):
+    def __init__(self, plan, names, outputs, parallel=False, check_finite=False):
         self.plan, self.names, self.outputs = plan, names, outputs
-        self.parallel = parallel
+        self.parallel, self.check_finite = parallel, check_finite
+        self.checked = {}          # node index -> node, for the NaN/Inf report
         self.lines = []
         self.backward_start = None
 
@@ -102,11 +103,14 @@ class KernelWriter:
         comment = f"  # {_describe(node, names)}"
         if st.kind == "scalar":
             args = [names.value(a) for a in node.args]
-            self.emit(f"{target} = {scalar_code(node, args) if node.op in OPS and OPS[node.op].kind == 'elementwise' else args[0]}{comment}")
+            code = scalar_code(node, args) if OPS[node.op].kind == "elementwise" else args[0]
+            self.emit(f"{target} = {code}{comment}")
+            self._finite_check(node, target, scalar=True)
         elif st.kind == "matmul":
             a, b = node.args
             av, bv = self._dot_operand(a, node.dtype), self._dot_operand(b, node.dtype)
             self.emit(f"{target} = np.dot({av}, {bv}){comment}")
+            self._finite_check(node, target, scalar=node.shape == ())
         elif st.kind == "numel":
             x = node.args[0]
             dims = [names.dim(self.plan.shapes[x][a]) for a in node.kwargs["axis"]]
@@ -163,6 +167,7 @@ class KernelWriter:
             code = scalar_code(m, args) if OPS[m.op].kind == "elementwise" else args[0]
             self.emit(f"{names.element(m)} = {code}  # {names.value(m)} = {_describe(m, names)}",
                       depth)
+            self._finite_check(m, names.element(m), scalar=True, depth=depth)
             if m in plan.stored:
                 self.emit(f"{names.value(m)}[{self._index(loop.shape, loop.shape)}] = "
                           f"{names.element(m)}", depth)
@@ -179,6 +184,18 @@ class KernelWriter:
                 cmp = ">" if r.op == "max" else "<"
                 self.emit(f"if {e} {cmp} {acc} or {e} != {e}:", depth)
                 self.emit(f"{acc} = {e}", depth + 1)
+        for r in loop.sinks:
+            self._finite_check(r, names.value(r), scalar=plan.shapes[r] == ())
+
+    def _finite_check(self, node, value, scalar, depth=1):
+        """With ``check_finite``, record the first node whose value is NaN or Inf."""
+        if not self.check_finite or node.dtype.kind != "f":
+            return
+        k = self.names.index[node]
+        self.checked[k] = node
+        test = f"not math.isfinite({value})" if scalar else f"not np.isfinite({value}).all()"
+        self.emit(f"if flags[0] < 0 and {test}:", depth)
+        self.emit(f"flags[0] = {k}", depth + 1)
 
     def _parallel_safe(self, loop):
         """The outer loop may run in parallel (``prange``) when no two iterations write
@@ -247,8 +264,10 @@ def output_expr(node, names, seen):
 
 def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates=()):
     """The kernel: every statement, then in-place `updates` ((input, node) pairs), which
-    come last so that every output was computed from the old values."""
-    writer = KernelWriter(plan, names, outputs, parallel=options.get("parallel", False))
+    come last so that every output was computed from the old values.  Returns the
+    source and, with ``check_finite``, the nodes the kernel checks (by index)."""
+    writer = KernelWriter(plan, names, outputs, parallel=options.get("parallel", False),
+                          check_finite=options.get("check_finite", False))
     writer.write(backward_nodes)
     seen = set()
     returns = [output_expr(o, names, seen) for o in outputs]
@@ -261,17 +280,17 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
             writer.emit(f"{names.inputs[x]}[...] = {names.value(new)}  # update {x.name}")
     body = writer.lines
     scalar_only = all(isinstance(st, Step) and st.kind == "scalar" for st in plan.program)
-    params, _, packed = kernel_params(inputs, names)
+    params, _, packed = kernel_params(inputs, names, options.get("check_finite", False))
     unpack = [f"    {names.inputs[x]} = scalars[{i}]" for i, x in enumerate(packed)]
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
-    if scalar_only and len(body) > CHUNK_STATEMENTS:
-        return helpers + _chunked(body, params, returns, decorator, unpack)
+    if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
+        return helpers + _chunked(body, params, returns, decorator, unpack), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
     lines += unpack + dims + body + [f"    return ({', '.join(returns)},)"]
-    return helpers + "\n".join(lines) + "\n"
+    return helpers + "\n".join(lines) + "\n", writer.checked
 
 
 #: With more scalar inputs than this, the kernel takes them packed in one array:
@@ -279,18 +298,20 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
 PACK_SCALARS = 8
 
 
-def kernel_params(inputs, names):
+def kernel_params(inputs, names, check_finite=False):
     """The kernel's parameters, the arguments ``fn`` passes, and the scalar inputs that
-    travel packed in the ``scalars`` array (empty when they are passed one by one)."""
+    travel packed in the ``scalars`` array (empty when they are passed one by one).
+    With ``check_finite`` the kernel also takes ``flags``, where it records the first
+    node that produced a NaN or Inf."""
     scalars = [x for x in inputs if x.shape == ()]
     packed = scalars if len(scalars) > PACK_SCALARS else []
     params = ((["scalars"] if packed else [])
               + [names.inputs[x] for x in inputs if x not in packed]
-              + list(names.consts.values()))
+              + list(names.consts.values()) + (["flags"] if check_finite else []))
     args = ((["np.array((" + ", ".join(names.inputs[x] for x in packed) + ",), np.float64)"]
              if packed else [])
             + [names.inputs[x] for x in inputs if x not in packed]
-            + list(names.consts.values()))
+            + list(names.consts.values()) + (["flags"] if check_finite else []))
     return params, args, packed
 
 
@@ -370,7 +391,7 @@ def encode_array(arr):
 
 
 def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_inputs,
-                  doc_outputs, interpreted=False):
+                  doc_outputs, interpreted=False, checked=None):
     """The whole generated module."""
     in_names = [names.inputs[x] for x in inputs]
     const_lines = [f"{n} = {encode_array(c.value)}" for c, n in names.consts.items()]
@@ -381,7 +402,8 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
     ret = wraps[0] if single else "(" + ", ".join(wraps) + ("," if len(wraps) == 1 else "") + ")"
     if interpreted and not single and all(o.dtype == np.float64 for o in outputs):
         ret = "tuple(result)"        # float64 scalars, unboxed in C
-    call_args = ", ".join(in_names if interpreted else kernel_params(inputs, names)[1])
+    call_args = ", ".join(in_names if interpreted else
+                          kernel_params(inputs, names, bool(checked))[1])
     header = [
         '"""Generated by graphc: do not edit.',
         "",
@@ -404,11 +426,19 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
         "OUTPUTS = (" + "".join(f"({o.dtype.name!r}, {o.shape!r}), " for o in outputs) + ")",
     ]
     header += const_lines
+    if checked:
+        header.append("NONFINITE = {")
+        header += [f"    {k}: {v!r}," for k, v in checked.items()]
+        header.append("}")
     fn = [f"def fn({', '.join(in_names)}):",
           '    """Run the compiled graph: checks the arguments, then calls the kernel."""',
           f"    {', '.join(in_names)}{',' if len(in_names) == 1 else ''} = "
           f"check_args({', '.join(in_names)})" if in_names else "    pass",
+          *(["    flags = np.full(1, -1, dtype=np.int64)"] if checked else []),
           f"    result = _kernel({call_args})",
+          *(["    if flags[0] >= 0:",
+             "        raise FloatingPointError(f'NaN or Inf first produced by {NONFINITE[flags[0]]}')"]
+            if checked else []),
           f"    return {ret}"]
     return "\n".join(header + ["", "", kernel, "", checker, "", _RUNTIME, "", "\n".join(fn)]) + "\n"
 
