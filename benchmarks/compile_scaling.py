@@ -1,0 +1,132 @@
+"""Compile time against graph size, split into phases, and what the passes remove.
+
+    python benchmarks/compile_scaling.py [--sizes 100,1000,3000,10000]
+
+For seeded random scalar DAGs (the W3 family) it times each phase of gc.compile in
+this process: autodiff, graph passes, code generation (lowering, scheduling, emission,
+writing the cache entry), and Numba (the first call, which compiles, or loads the
+interpreter).  SymPy is not used on these graphs (their ops all have code templates),
+so it appears as 0.  Then it counts, for the benchmark graphs, the nodes of the
+value+gradient graph and the floating-point operations of the generated code, with
+optimize="none" and "full"."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-scaling-"))
+
+import graphc as gc  # noqa: E402
+from graphc.codegen.lower import lower  # noqa: E402
+from graphc.graph import toposort  # noqa: E402
+from graphc.passes import optimize  # noqa: E402
+
+
+def random_dag(n, seed=0, n_inputs=10):
+    """n random nodes over n_inputs scalars (+ - * sin exp tanh sigmoid), kept bounded."""
+    rng = np.random.default_rng(seed)
+    xs = [gc.scalar(f"x{i}") for i in range(n_inputs)]
+    nodes = list(xs)
+    for _ in range(n):
+        a = nodes[rng.integers(max(0, len(nodes) - 50), len(nodes))]
+        b = nodes[rng.integers(0, len(nodes))]
+        k = rng.integers(0, 7)
+        nodes.append([lambda: a + b, lambda: a - b, lambda: a * b * 0.5, lambda: gc.sin(a),
+                      lambda: gc.exp(gc.tanh(a)), lambda: gc.tanh(a),
+                      lambda: gc.sigmoid(a)][k]())
+    cost = nodes[-1]
+    for e in nodes[-20:-1]:
+        cost = cost + e
+    return xs, cost
+
+
+def phases(n):
+    xs, cost = random_dag(n)
+    t0 = time.perf_counter()
+    outputs = [cost] + gc.grad(cost, xs)
+    t1 = time.perf_counter()
+    optimize(outputs, "full")
+    t2 = time.perf_counter()
+    fn = gc.compile(xs, outputs)           # passes again + codegen + cache write + import
+    t3 = time.perf_counter()
+    fn(*[0.1 * i for i in range(len(xs))])
+    t4 = time.perf_counter()
+    mode = "interpreter" if "CODE = np.frombuffer" in fn.source else "straight-line"
+    return {"nodes": n, "grad": t1 - t0, "passes": t2 - t1, "sympy": 0.0,
+            "codegen": (t3 - t2) - (t2 - t1), "numba": t4 - t3, "total": t4 - t0,
+            "mode": mode}
+
+
+_FLOPS = re.compile(r"[-+*/](?![=*])|\*\*|math\.\w+\(|_\w+\(")
+
+
+def flop_count(source):
+    """Arithmetic operations and math calls in the kernel's statements (comments and
+    argument checking excluded): a proxy for the work per element or per call."""
+    kernel = source.split("def _kernel(", 1)[-1].split("def check_args(", 1)[0]
+    count = 0
+    for line in kernel.splitlines():
+        code = line.split("#", 1)[0]
+        if "=" in code and "np." not in code and "range(" not in code:
+            count += len(_FLOPS.findall(code.split("=", 1)[1]))
+    return count
+
+
+def workloads():
+    xs, cost = random_dag(1000)
+    yield "W3 DAG 1000", xs, [cost] + gc.grad(cost, xs)
+    L = 100
+    ws = [gc.scalar(f"w{i}") for i in range(L)]
+    bs = [gc.scalar(f"b{i}") for i in range(L)]
+    a0, y = gc.scalar("a0"), gc.scalar("y")
+    a = a0
+    for w, b in zip(ws, bs):
+        a = gc.sigmoid(w * a + b)
+    c = gc.square(a - y)
+    yield "W2 chain L=100", ws + bs + [a0, y], [c] + gc.grad(c, ws + bs)
+    x, t = gc.vector("x"), gc.vector("t")
+    w, b = gc.scalar("w"), gc.scalar("b")
+    c = gc.sum(gc.softplus(-t * (w * x + b)))
+    yield "W4 softplus", [x, t, w, b], [c] + gc.grad(c, [w, b, x])
+    X = gc.tensor("X", (None, 784), "float32")
+    Y = gc.tensor("Y", (None, 10), "float32")
+    params = [gc.tensor("W1", (784, 128), "float32"), gc.tensor("b1", (128,), "float32"),
+              gc.tensor("W2", (128, 10), "float32"), gc.tensor("b2", (10,), "float32")]
+    W1, b1, W2, b2 = params
+    c = gc.mean(gc.cross_entropy(gc.sigmoid(X @ W1 + b1) @ W2 + b2, Y))
+    yield "W5 MLP", [X, Y] + params, [c] + gc.grad(c, params)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,3000,10000")
+    args = parser.parse_args(argv)
+    print("| nodes | grad s | passes s | SymPy s | codegen s | Numba s | total s | kernel |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    for n in map(int, args.sizes.split(",")):
+        p = phases(n)
+        print(f"| {n} | {p['grad']:.2f} | {p['passes']:.2f} | {p['sympy']:.2f} | "
+              f"{p['codegen']:.2f} | {p['numba']:.2f} | {p['total']:.2f} | {p['mode']} |")
+        sys.stdout.flush()
+    print()
+    print("| graph | nodes (none) | nodes (full) | flops (none) | flops (full) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, inputs, outputs in workloads():
+        counts, flops = [], []
+        for level in ("none", "full"):
+            counts.append(len(toposort(lower(optimize(outputs, level)))))
+            fn = gc.compile(inputs, outputs, optimize=level)
+            flops.append(flop_count(fn.source))
+        print(f"| {name} | {counts[0]} | {counts[1]} | {flops[0]} | {flops[1]} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
