@@ -139,3 +139,21 @@ def test_to_sympy_shows_the_chain_rule_factors():
     assert "a_{L}" in gc.latex(dw, {acts[-1]: "a_L", acts[-2]: "a_prev"})
     defs, reduced = gc.to_sympy(gc.sin(x) * gc.sin(x) + gc.sin(x), shared=True)
     assert len(defs) == 1
+
+
+def test_formula_ops_are_simplified_when_cheaper_and_stay_correct():
+    softsign = gc.elementwise("softsign", lambda t: t / (1 + sympy.Abs(t)))
+    t = gc.vector("st", None)
+    d1 = gc.grad(gc.sum(softsign(t)), t)
+    d2 = gc.grad(gc.sum(d1), t)
+    fn = gc.compile([t], [d1, d2])
+    pts = np.array([-3.0, -0.25, 0.5, 2.0])
+    g1, g2 = fn(pts)
+    np.testing.assert_allclose(g1, 1 / (1 + np.abs(pts)) ** 2, rtol=1e-13)
+    np.testing.assert_allclose(g2, -2 * np.sign(pts) / (1 + np.abs(pts)) ** 3, rtol=1e-13)
+    from graphc.codegen.scalar import cheapest_form, cost
+    x0 = sympy.Symbol("x0", real=True)
+    raw = sympy.diff(x0 / (1 + sympy.Abs(x0)), x0, 2).replace(sympy.DiracDelta, lambda *a: 0)
+    assert cost(cheapest_form(raw)) < cost(raw)
+    big = sum(sympy.sin(x0 * k) for k in range(1, 30))        # over the budget: left alone
+    assert cheapest_form(big) is big

@@ -18,7 +18,7 @@ import numpy as np
 from ..ops import OPS
 from ..shapes import format_shape
 from ..signature import check_inplace, convert_argument, shape_error
-from .scalar import scalar_code
+from .scalar import helper, scalar_code
 from .schedule import Loop, Step, value_args
 
 #: Scalar-only programs longer than this are split into several jitted functions:
@@ -316,9 +316,10 @@ def kernel_params(inputs, names, check_finite=False):
 
 
 def _helpers(plan, decorator):
-    """The scalar helper functions (from the op table) that the program calls."""
-    used = sorted({n.op for n in plan.order if n.op in OPS and OPS[n.op].helper})
-    return "".join(f"{decorator}{OPS[op].helper.rstrip()}\n\n\n" for op in used)
+    """The scalar helper functions (from the op table, or made from SymPy formulas)
+    that the program calls."""
+    used = sorted({n.op for n in plan.order if n.op in OPS and helper(n.op)})
+    return "".join(f"{decorator}{helper(op).rstrip()}\n\n\n" for op in used)
 
 
 def _dim_source(d, names):
