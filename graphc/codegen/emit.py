@@ -148,15 +148,13 @@ class KernelWriter:
         self.emit(f"# fused loop over {names.shape(loop.shape)}: {members}")
         for m in loop.members:
             if m in plan.stored:
-                self.emit(f"{names.value(m)} = np.empty({names.shape(plan.shapes[m])}, "
-                          f"dtype=np.{m.dtype.name})")
+                self._allocate(m, "np.empty({shape}, dtype=np.{dtype})")
         for r in loop.sinks:
             init = {"sum": "0.0", "max": "-np.inf", "min": "np.inf"}[r.op]
             if plan.shapes[r] == ():
                 self.emit(f"{names.value(r)} = {init}")
             else:
-                self.emit(f"{names.value(r)} = np.full({names.shape(plan.shapes[r])}, {init}, "
-                          f"dtype=np.{r.dtype.name})")
+                self._allocate(r, f"np.full({{shape}}, {init}, dtype=np.{{dtype}})", init)
         for axis, d in enumerate(loop.shape):
             loop_range = "numba.prange" if axis == 0 and self._parallel_safe(loop) else "range"
             self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth=1 + axis)
@@ -196,6 +194,18 @@ class KernelWriter:
         test = f"not math.isfinite({value})" if scalar else f"not np.isfinite({value}).all()"
         self.emit(f"if flags[0] < 0 and {test}:", depth)
         self.emit(f"flags[0] = {k}", depth + 1)
+
+    def _allocate(self, node, fresh, fill=None):
+        """A buffer for `node`: a dead one the plan hands over, else a new one."""
+        names = self.names
+        donor = self.plan.donor.get(node)
+        if donor is None:
+            self.emit(f"{names.value(node)} = " + fresh.format(
+                shape=names.shape(self.plan.shapes[node]), dtype=node.dtype.name))
+            return
+        self.emit(f"{names.value(node)} = {names.value(donor)}  # reuses a dead buffer")
+        if fill is not None:
+            self.emit(f"{names.value(node)}.fill({fill})")
 
     def _parallel_safe(self, loop):
         """The outer loop may run in parallel (``prange``) when no two iterations write

@@ -57,6 +57,7 @@ class Plan:
     loop_of: dict         # loop member -> Loop
     stored: set           # loop members that need a buffer
     order: list           # every node, topologically
+    donor: dict = field(default_factory=dict)   # node -> dead node whose buffer it takes
 
 
 def schedule(outputs, order, shapes):
@@ -105,4 +106,54 @@ def schedule(outputs, order, shapes):
         for a in value_args(node):
             if a in loop_of and home.get(node) is not loop_of[a]:
                 stored.add(a)
-    return Plan(program, shapes, loop_of, stored, order)
+    plan = Plan(program, shapes, loop_of, stored, order)
+    plan.donor = plan_buffers(plan, outputs, pos_of)
+    return plan
+
+
+_VIEWS = ("transpose", "reshape", "expand_dims")
+
+
+def plan_buffers(plan, outputs, pos_of):
+    """Let an intermediate reuse the buffer of one whose value is dead.
+
+    A buffer is dead after the last statement that reads it (or reads a view of it);
+    an output's buffer never dies.  A new loop buffer or accumulator takes a dead
+    buffer of the same shape and dtype if there is one."""
+    never = float("inf")
+    last_use, root = {}, {}
+    for node in plan.order:
+        if node.op in _VIEWS and node.args[0] in root:
+            root[node] = root[node.args[0]]
+        elif not (node.is_input or node.is_const) and plan.shapes[node] != ():
+            root[node] = node
+        for a in value_args(node):
+            last_use[a] = max(last_use.get(a, -1), pos_of[node])
+    for node in reversed(plan.order):          # a view keeps its base alive
+        if node in root and root[node] is not node:
+            base = root[node]
+            last_use[base] = max(last_use.get(base, -1), last_use.get(node, -1))
+    for o in outputs:
+        if o in root:
+            last_use[root[o]] = never
+    pool: dict = {}
+    donor = {}
+    for st in plan.program:
+        if isinstance(st, Step):
+            new = [st.node] if st.kind == "matmul" and plan.shapes[st.node] != () else []
+            takers = []
+        else:
+            new = [m for m in st.members if m in plan.stored]
+            new += [r for r in st.sinks if plan.shapes[r] != ()]
+            takers = new
+        for node in new:
+            key = (plan.shapes[node], node.dtype)
+            free = pool.get(key, [])
+            if node in takers:
+                for i, (dead_after, holder) in enumerate(free):
+                    if dead_after < st.pos:
+                        donor[node] = holder
+                        del free[i]
+                        break
+            pool.setdefault(key, []).append((last_use.get(node, never), node))
+    return donor
