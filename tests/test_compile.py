@@ -213,6 +213,11 @@ def test_cache_is_hit_by_a_second_process_and_survives_corruption(tmp_path):
     value3, _, path3 = _run_cache_script(tmp_path)
     assert value3 == value and path3 == path
     compile(open(path).read(), path, "exec")           # rebuilt
+    lines = open(path).read().splitlines(keepends=True)
+    with open(path, "w") as f:                         # truncated at a line boundary:
+        f.writelines(lines[: len(lines) // 2])         # still valid Python, but no `fn`
+    value4, _, _ = _run_cache_script(tmp_path)
+    assert value4 == value
 
 
 def test_unwritable_cache_dir_falls_back_to_memory(tmp_path, monkeypatch):

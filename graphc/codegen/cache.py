@@ -95,14 +95,29 @@ def _import(path, key):
     return module
 
 
+_TRAILER = "# graphc-sha256: "
+
+
+def seal(source):
+    """`source` with a last line holding its checksum, so a truncated or corrupted
+    cache entry is recognised before it is imported."""
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    return f"{source}{_TRAILER}{digest}\n"
+
+
+def is_sealed(text):
+    body, sep, digest = text.rstrip("\n").rpartition(_TRAILER)
+    return bool(sep) and hashlib.sha256(body.encode()).hexdigest() == digest
+
+
 def load(key):
     """The cached module for `key`, or ``None`` (missing, unreadable or corrupt)."""
     path = _module_path(key)
-    if not path.is_file():
-        return None
     try:
+        if not is_sealed(path.read_text(encoding="utf-8")):
+            return None
         return _import(path, key)
-    except Exception:          # a corrupt or foreign entry is rebuilt, never fatal
+    except Exception:          # missing, corrupt or foreign: rebuilt, never fatal
         return None
 
 
@@ -134,7 +149,7 @@ def store_and_import(key, source_for):
     path = _module_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        source = source_for(cache=True)
+        source = seal(source_for(cache=True))
         write_atomic(path, source)
         return _import(path, key), source
     except OSError as exc:
