@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .codegen import cache, interp
+from .codegen import cache, interp, runtime
 from .codegen.emit import Names, kernel_source, module_source
 from .codegen.lower import lower
 from .passes import optimize
@@ -82,7 +82,7 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
         module, source = cache.store_and_import(
             key, lambda cache: generate_source(inputs, outs, single, key, options, cache,
                                                update_pairs))
-    interp.attach(module)
+    runtime.link(module)
     _memo[key] = (module, source)
     return Function(inputs, outs, single, module, source, key, options)
 
@@ -164,7 +164,7 @@ def export(fn, path):
     path = Path(path)
     if path.suffix != ".py":
         raise ValueError(f"export: the path must end in .py, got {str(path)!r}")
-    cache.write_atomic(path, interp.standalone(fn.source))
+    cache.write_atomic(path, runtime.standalone(fn.source))
     return path
 
 

@@ -76,12 +76,12 @@ def graph_key(inputs, outputs, options):
     return h.hexdigest()
 
 
-def _module_path(key):
-    return cache_dir() / f"graphc_{key[:32]}.py"
+def _module_path(key, stem="graphc"):
+    return cache_dir() / f"{stem}_{key[:32]}.py"
 
 
 def _import(path, key):
-    name = f"_graphc_cache_{key[:32]}"
+    name = f"_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module        # Numba's cache finds the module's globals by name
@@ -110,9 +110,9 @@ def is_sealed(text):
     return bool(sep) and hashlib.sha256(body.encode()).hexdigest() == digest
 
 
-def load(key):
+def load(key, stem="graphc"):
     """The cached module for `key`, or ``None`` (missing, unreadable or corrupt)."""
-    path = _module_path(key)
+    path = _module_path(key, stem)
     try:
         if not is_sealed(path.read_text(encoding="utf-8")):
             return None
@@ -139,14 +139,14 @@ def write_atomic(path, text):
         raise
 
 
-def store_and_import(key, source_for):
+def store_and_import(key, source_for, stem="graphc"):
     """Write the module made by ``source_for(cache=True)`` to the cache and import it.
 
     If the cache directory cannot be written, warn once and build the module in memory
     from ``source_for(cache=False)`` (Numba cannot cache functions that are not in a
     file)."""
     global _warned_unwritable
-    path = _module_path(key)
+    path = _module_path(key, stem)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         source = seal(source_for(cache=True))

@@ -18,6 +18,7 @@ import numpy as np
 from ..ops import OPS
 from ..shapes import format_shape
 from ..signature import check_inplace, convert_argument, shape_error
+from .runtime import placeholder as runtime_placeholder
 from .scalar import helper, scalar_code
 from .schedule import Loop, Step, value_args
 
@@ -109,7 +110,7 @@ class KernelWriter:
         elif st.kind == "matmul":
             a, b = node.args
             av, bv = self._dot_operand(a, node.dtype), self._dot_operand(b, node.dtype)
-            self.emit(f"{target} = np.dot({av}, {bv}){comment}")
+            self.emit(f"{target} = _dot({av}, {bv}){comment}")
             self._finite_check(node, target, scalar=node.shape == ())
         elif st.kind == "numel":
             x = node.args[0]
@@ -295,6 +296,7 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
+    helpers = runtime_placeholder(_runtime_names(plan)) + "\n\n" + helpers
     if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
         return helpers + _chunked(body, params, returns, decorator, unpack), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",
@@ -326,10 +328,20 @@ def kernel_params(inputs, names, check_finite=False):
 
 
 def _helpers(plan, decorator):
-    """The scalar helper functions (from the op table, or made from SymPy formulas)
-    that the program calls."""
-    used = sorted({n.op for n in plan.order if n.op in OPS and helper(n.op)})
+    """The helper functions made from SymPy formulas that the program calls (the op
+    table's own helpers live in the shared runtime)."""
+    used = sorted({n.op for n in plan.order
+                   if n.op in OPS and OPS[n.op].code is None and helper(n.op)})
     return "".join(f"{decorator}{helper(op).rstrip()}\n\n\n" for op in used)
+
+
+def _runtime_names(plan):
+    """The shared-runtime functions the program calls."""
+    names = {re.search(r"def (\w+)\(", OPS[n.op].helper).group(1)
+             for n in plan.order if n.op in OPS and OPS[n.op].code and OPS[n.op].helper}
+    if any(n.op == "matmul" for n in plan.order):
+        names.add("_dot")
+    return names
 
 
 def _dim_source(d, names):

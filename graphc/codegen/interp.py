@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 
 import numpy as np
 
@@ -45,10 +44,9 @@ def supports(plan):
 
 
 def interpreter_source(decorator):
-    """``_run(code, regs)``: execute an instruction table over a register file."""
-    helpers = sorted({OPS[n].helper for n in opcodes() if n in OPS and OPS[n].helper})
-    lines = [f"{decorator}{h.rstrip()}\n\n" for h in helpers]
-    lines += [decorator, "def _run(code, regs):",
+    """``_run(code, regs)``: execute an instruction table over a register file (the
+    helpers its templates call live beside it in the shared runtime)."""
+    lines = [decorator, "def _run(code, regs):",
               '    """Instruction k computes regs[code[k, 1]] from regs[code[k, 2:5]]."""',
               "    for k in range(code.shape[0]):",
               "        op = code[k, 0]",
@@ -61,11 +59,6 @@ def interpreter_source(decorator):
         lines.append(f"            regs[code[k, 1]] = {expr}")
     lines.append("    return 0")
     return "\n".join(lines) + "\n"
-
-
-def interpreter_key():
-    from .cache import _graphc_fingerprint
-    return hashlib.sha256(f"interp {_graphc_fingerprint()}".encode()).hexdigest()
 
 
 def encode(plan, inputs, outputs, names):
@@ -93,6 +86,11 @@ def encode(plan, inputs, outputs, names):
         len(slots), listing
 
 
+def placeholder(names):
+    from .runtime import placeholder as runtime_placeholder
+    return runtime_placeholder(names).rstrip("\n")
+
+
 def module_kernel(plan, inputs, outputs, names):
     """The ``_kernel`` of an interpreted graph module: plain Python around ``_run``."""
     table, consts, out_slots, n_regs, listing = encode(plan, inputs, outputs, names)
@@ -105,7 +103,7 @@ def module_kernel(plan, inputs, outputs, names):
         f"CODE = np.frombuffer(base64.b64decode({data!r}), dtype=np.int32).reshape({table.shape})",
         f"CONSTS = np.array({consts.tolist()!r}, dtype=np.float64)",
         f"OUT = np.array({out_slots!r}, dtype=np.int64)",
-        _PLACEHOLDER,
+        placeholder(["_run"]),
         "",
         "",
         f"def _kernel({', '.join(params)}):",
@@ -117,41 +115,3 @@ def module_kernel(plan, inputs, outputs, names):
         "    return regs.take(OUT)",
     ]
     return "\n".join(line for line in lines if line is not None) + "\n"
-
-
-_PLACEHOLDER = "_run = None  # graphc sets the shared interpreter here (gc.export inlines it)"
-
-
-def _decorator(cache):
-    return f"@numba.njit(cache={cache}, nogil=True, error_model='numpy')"
-
-
-def _interpreter_module(key, cache):
-    return "\n".join([
-        '"""graphc\'s register-machine interpreter (generated from the op table)."""',
-        "import math", "", "import numba", "import numpy as np", "",
-        f"GRAPHC_KEY = {key!r}", "", "", interpreter_source(_decorator(cache))])
-
-
-@functools.cache
-def shared_interpreter():
-    """The interpreter's ``_run``, compiled once per graphc version and cached on disk."""
-    from . import cache as disk
-    key = interpreter_key()
-    module = disk.load(key)
-    if module is None:
-        module, _ = disk.store_and_import(key, lambda cache: _interpreter_module(key, cache))
-    return module._run
-
-
-def attach(module):
-    """Give an interpreted graph module its interpreter (no-op for other modules)."""
-    if getattr(module, "_run", 0) is None:
-        module._run = shared_interpreter()
-
-
-def standalone(source):
-    """An interpreted module's source with the interpreter inlined, for ``gc.export``."""
-    if _PLACEHOLDER not in source:
-        return source
-    return source.replace(_PLACEHOLDER, interpreter_source(_decorator(True)))
