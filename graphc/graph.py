@@ -208,17 +208,18 @@ def postorder(roots, parents):
     parents.  Iterative, with an explicit stack, so depth is limited only by memory."""
     order, done = [], set()
     stack = [(r, False) for r in reversed(roots)]
+    push, pop = stack.append, stack.pop
     while stack:
-        node, expanded = stack.pop()
+        node, expanded = pop()
         if expanded:
             if node not in done:
                 done.add(node)
                 order.append(node)
-            continue
-        if node in done:
-            continue
-        stack.append((node, True))
-        stack.extend((p, False) for p in reversed(parents(node)) if p not in done)
+        elif node not in done:
+            push((node, True))
+            for p in reversed(parents(node)):
+                if p not in done:
+                    push((p, False))
     return order
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Expr, inputs_of, toposort
+from .graph import Expr, toposort
 from .ops import OPS
 from .signature import Signature
 
@@ -23,9 +23,10 @@ def _as_output_list(outputs, what):
     return single, outs
 
 
-def run_graph(outputs, env):
-    """Evaluate `outputs` given values for the nodes in `env` (a dict it extends)."""
-    order = [n for n in toposort(outputs) if n not in env]
+def run_graph(outputs, env, order=None):
+    """Evaluate `outputs` given values for the nodes in `env` (a dict it extends);
+    `order` is their topological order when the caller has it already."""
+    order = [n for n in (order or toposort(outputs)) if n not in env]
     last_use = {}
     for i, node in enumerate(order):
         for a in node.args:
@@ -36,8 +37,10 @@ def run_graph(outputs, env):
             if node.is_const:
                 env[node] = node.value
                 continue
-            value = OPS[node.op].impl(*[env[a] for a in node.args], **node.kwargs)
-            if type(value) is not np.ndarray or value.dtype != node.dtype:
+            impl = OPS[node.op].impl
+            args = [env[a] for a in node.args]
+            value = impl(*args, **node.kwargs) if node.params else impl(*args)
+            if getattr(value, "dtype", None) != node.dtype:     # NumPy scalars are fine
                 value = np.asarray(value, dtype=node.dtype)
             env[node] = value
             for a in node.args:
@@ -61,11 +64,12 @@ def evaluate(outputs, feed):
     for k in feed:
         if not (isinstance(k, Expr) and k.is_input):
             raise TypeError(f"evaluate: feed keys must be inputs, got {k!r}")
-    needed = inputs_of(outs)
+    order = toposort(outs)
+    needed = [n for n in order if n.is_input]
     missing = [x.name for x in needed if x not in feed]
     if missing:
         raise ValueError(f"evaluate: no value given for input(s) {missing}")
-    check_args = Signature.build(needed, outs).make_checker()
+    check_args = Signature.build(needed, outs, all_nodes=False).make_checker()
     env = dict(zip(needed, (np.asarray(v) for v in check_args(*(feed[x] for x in needed)))))
-    values = [as_result(v) for v in run_graph(outs, env)]
+    values = [as_result(v) for v in run_graph(outs, env, order)]
     return values[0] if single else tuple(values)

@@ -5,9 +5,15 @@ tape tensors alike: both route them to the functions of ``graphc.api``.
 dictionary keys; use ``gc.equal`` for an elementwise comparison."""
 
 
+_api_module = None
+
+
 def _api():
-    from . import api          # deferred: api imports graph, which uses this mixin
-    return api
+    global _api_module
+    if _api_module is None:
+        from . import api      # deferred: api imports graph, which uses this mixin
+        _api_module = api
+    return _api_module
 
 
 class OperatorMixin:

@@ -28,8 +28,13 @@ def static_meet(a, b, what):
 
 def broadcast_shapes(op_name, shapes, meet=static_meet):
     """NumPy broadcasting of several shapes; a ``None`` dimension counts as "not 1"."""
-    if all(s == shapes[0] for s in shapes) and meet is static_meet:
-        return tuple(shapes[0])
+    first = shapes[0]
+    if meet is static_meet:         # fast path: equal shapes (most nodes)
+        for s in shapes:
+            if s != first:
+                break
+        else:
+            return tuple(first)
     ndim = max(len(s) for s in shapes)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
 

@@ -99,7 +99,10 @@ class Signature:
     source: str             # the checker, `def check_args(...)`
 
     @classmethod
-    def build(cls, inputs, outputs):
+    def build(cls, inputs, outputs, all_nodes=True):
+        """The signature of a function of `inputs` computing `outputs`.  With
+        ``all_nodes=False`` only the inputs' shapes are resolved (all a checker needs),
+        which skips the graph walk when no input has a dynamic dimension."""
         names = [x.name for x in inputs]
         for i, x in enumerate(inputs):
             if not (hasattr(x, "is_input") and x.is_input):
@@ -111,7 +114,10 @@ class Signature:
         if dup:
             raise ValueError(f"two different inputs are named {sorted(dup)}; "
                              "input names must be unique within a function")
-        shapes = symbolic_shapes(outputs, inputs)
+        if not all_nodes and all(None not in x.shape for x in inputs):
+            shapes = {x: x.shape for x in inputs}
+        else:
+            shapes = symbolic_shapes(outputs, inputs)
         return cls(inputs, shapes, checker_source(inputs, shapes))
 
     def dim_source(self, dim):
