@@ -1,0 +1,101 @@
+"""Layers, initialisers, losses and metrics as graphs.
+
+Layers return their output expression together with the parameter inputs they created
+and those parameters' initial values, so a model is a graph plus a dict of arrays:
+nothing is hidden in objects, and the same graph can be compiled, evaluated or
+explained."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import api
+from .graph import tensor
+
+ACTIVATIONS = {"sigmoid": api.sigmoid, "relu": api.relu, "tanh": api.tanh,
+               "softplus": api.softplus, None: None, "linear": None}
+
+
+def glorot_uniform(rng, n_in, n_out, dtype="float32"):
+    """Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (n_in + n_out))."""
+    a = np.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-a, a, size=(n_in, n_out)).astype(dtype)
+
+
+def he_normal(rng, n_in, n_out, dtype="float32"):
+    """He/Kaiming normal: N(0, 2 / n_in), for ReLU layers."""
+    return (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dtype)
+
+
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+
+
+def dense(x, n_in, n_out, name, *, activation=None, rng=None, dtype="float32", init=None):
+    """``activation(x @ W + b)``.  Returns (output, [W, b], {W: value, b: value}).
+
+    Weights are He-initialised for ReLU, Glorot otherwise; biases start at zero."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"dense: unknown activation {activation!r}; expected one of "
+                         f"{sorted(k for k in ACTIVATIONS if k)}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    W = tensor(f"W_{name}", (n_in, n_out), dtype)
+    b = tensor(f"b_{name}", (n_out,), dtype)
+    init = init or (he_normal if activation == "relu" else glorot_uniform)
+    values = {W: init(rng, n_in, n_out, dtype), b: np.zeros(n_out, dtype)}
+    out = x @ W + b
+    fn = ACTIVATIONS[activation]
+    return (fn(out) if fn else out), [W, b], values
+
+
+def mlp_forward(x, params, activation="sigmoid"):
+    """The logits of an MLP whose parameters are ``[W1, b1, W2, b2, ...]``: graph inputs,
+    or tape tensors (the same code runs eagerly on the tape)."""
+    fn = ACTIVATIONS[activation]
+    h = x
+    pairs = list(zip(params[0::2], params[1::2]))
+    for i, (W, b) in enumerate(pairs):
+        h = h @ W + b
+        if i < len(pairs) - 1 and fn is not None:
+            h = fn(h)
+    return h
+
+
+def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0):
+    """A multilayer perceptron with layer sizes e.g. (784, 128, 10): hidden layers use
+    `activation`, the last is linear (logits).  Returns (logits, params, init values)."""
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"mlp: need at least an input and an output size, got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"mlp: unknown activation {activation!r}")
+    rng = np.random.default_rng(seed)
+    init = he_normal if activation == "relu" else glorot_uniform
+    params, values = [], {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = tensor(f"W{i + 1}", (n_in, n_out), dtype)
+        b = tensor(f"b{i + 1}", (n_out,), dtype)
+        values[W], values[b] = init(rng, n_in, n_out, dtype), np.zeros(n_out, dtype)
+        params += [W, b]
+    return mlp_forward(x, params, activation), params, values
+
+
+def softmax_cross_entropy(logits, onehot):
+    """Mean softmax cross-entropy over the rows of a batch."""
+    return api.mean(api.cross_entropy(logits, onehot))
+
+
+def mse(pred, target):
+    return api.mse(pred, target)
+
+
+def accuracy(logits, onehot):
+    """Fraction of rows whose true class has the largest logit.  (A row where the true
+    class ties with another for the maximum counts as correct.)"""
+    top = api.where(logits >= api.max(logits, axis=-1, keepdims=True), 1.0, 0.0)
+    return api.mean(api.sum(onehot * top, axis=-1))
+
+
+__all__ = ["glorot_uniform", "xavier_uniform", "he_normal", "kaiming_normal", "dense", "mlp",
+           "mlp_forward",
+           "softmax_cross_entropy", "mse", "accuracy"]

@@ -1,0 +1,142 @@
+"""The training loop: mini-batches, validation, early stopping, checkpoints.
+
+``fit`` drives a compiled ``TrainStep`` (see ``graphc.optim.compile_step``): each step
+is one kernel call, so the loop itself is the only Python cost per batch.
+Checkpoints are ``.npz`` files (never pickle) written atomically: a crash mid-write
+leaves the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class History:
+    """Per-epoch records: loss (mean over batches), validation metrics, seconds."""
+    epochs: list = field(default_factory=list)
+
+    def append(self, **record):
+        self.epochs.append(record)
+
+    def __getitem__(self, key):
+        return [e.get(key) for e in self.epochs]
+
+    def __len__(self):
+        return len(self.epochs)
+
+
+def save_checkpoint(path, step, epoch, history=None):
+    """Parameters, optimizer state, learning rate, step count and epoch, as .npz,
+    written to a temporary file in the same directory and renamed over `path`."""
+    path = Path(path)
+    arrays = {f"param/{k}": v for k, v in step.params.items()}
+    arrays.update({f"state/{k}": v for k, v in step.state.items()})
+    arrays["meta/lr"], arrays["meta/step"] = step.lr_array, step.step_array
+    arrays["meta/epoch"] = np.array([epoch])
+    if history is not None and len(history):
+        arrays["meta/loss"] = np.array(history["loss"], dtype=np.float64)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, step):
+    """Load a checkpoint into `step`'s arrays (in place); returns the saved epoch.
+
+    Refuses (``ValueError`` naming the array) a checkpoint whose arrays are missing or
+    differ in shape or dtype from the model's: nothing is loaded then."""
+    with np.load(path, allow_pickle=False) as saved:
+        targets = {f"param/{k}": v for k, v in step.params.items()}
+        targets.update({f"state/{k}": v for k, v in step.state.items()})
+        targets["meta/lr"], targets["meta/step"] = step.lr_array, step.step_array
+        for key, target in targets.items():
+            if key not in saved:
+                raise ValueError(f"checkpoint {path}: no array {key!r}")
+            value = saved[key]
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(f"checkpoint {path}: {key!r} is {value.dtype} {value.shape}, "
+                                 f"but the model has {target.dtype} {target.shape}")
+        for key, target in targets.items():
+            target[...] = saved[key]
+        return int(saved["meta/epoch"][0])
+
+
+def batches(n, batch_size, rng):
+    """Index arrays of shuffled mini-batches covering all n examples (the last one may
+    be smaller: compiled steps take any batch size)."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=None,
+        evaluate=None, early_stopping=None, checkpoint=None, resume=False, progress=True,
+        shuffle=True):
+    """Train `step` on (x_train, y_train).
+
+    `evaluate(x, y) -> dict` computes validation metrics on `validation=(x_val, y_val)`
+    after each epoch (e.g. ``{"val_loss": ..., "val_accuracy": ...}``); with
+    `early_stopping=k`, training stops when ``val_loss`` has not improved for k epochs.
+    With `checkpoint`, the model is saved after every epoch; with `resume`, training
+    continues from it.  Returns a History."""
+    if len(x_train) != len(y_train):
+        raise ValueError(f"fit: {len(x_train)} inputs but {len(y_train)} targets")
+    if batch_size < 1:
+        raise ValueError(f"fit: batch_size must be positive, got {batch_size}")
+    history, start = History(), 0
+    if resume and checkpoint and Path(checkpoint).exists():
+        start = load_checkpoint(checkpoint, step)
+    rng = np.random.default_rng(seed)
+    for _ in range(start):                      # the same shuffles as an unbroken run
+        rng.permutation(len(x_train))
+    best, waited = np.inf, 0
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        losses = []
+        bar = _progress(len(x_train), epoch, epochs, progress)
+        for idx in batches(len(x_train), batch_size, rng if shuffle else None):
+            t = time.perf_counter()
+            losses.append(float(step(x_train[idx], y_train[idx])))
+            if bar is not None:
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}",
+                                ex_per_s=f"{len(idx) / max(time.perf_counter() - t, 1e-9):,.0f}")
+        if bar is not None:
+            bar.close()
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                  "seconds": time.perf_counter() - t0}
+        if validation is not None and evaluate is not None:
+            record.update(evaluate(*validation))
+        history.append(**record)
+        if checkpoint:
+            save_checkpoint(checkpoint, step, epoch + 1, history)
+        if early_stopping and "val_loss" in record:
+            if record["val_loss"] < best:
+                best, waited = record["val_loss"], 0
+            else:
+                waited += 1
+                if waited >= early_stopping:
+                    break
+    return history
+
+
+def _progress(total, epoch, epochs, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="ex", leave=False)
+
+
+__all__ = ["History", "fit", "save_checkpoint", "load_checkpoint", "batches"]
