@@ -9,6 +9,7 @@ Given a directory with the full MNIST files, it uses the official 60,000/10,000 
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 import tempfile
 from importlib import resources
@@ -32,7 +33,7 @@ def _read_bytes(path):
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise IdxFormatError(f"{path}: corrupt gzip stream ({exc})") from None
     return raw
 
