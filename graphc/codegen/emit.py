@@ -288,7 +288,7 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
             writer.emit(f"out{i} = {r}")
         returns = [f"out{i}" for i in range(len(returns))]
         for x, new in updates:
-            writer.emit(f"{names.inputs[x]}[...] = {names.value(new)}  # update {x.name}")
+            writer.emit(f"_assign({names.inputs[x]}, {names.value(new)})  # update {x.name}")
     body = writer.lines
     scalar_only = all(isinstance(st, Step) and st.kind == "scalar" for st in plan.program)
     params, _, packed = kernel_params(inputs, names, options.get("check_finite", False))
@@ -296,7 +296,8 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
-    helpers = runtime_placeholder(_runtime_names(plan)) + "\n\n" + helpers
+    helpers = (runtime_placeholder(_runtime_names(plan) | ({"_assign"} if updates else set()))
+               + "\n\n" + helpers)
     if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
         return helpers + _chunked(body, params, returns, decorator, unpack), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",

@@ -23,6 +23,16 @@ def _dot(a, b):
     return np.dot(a, b)
 '''
 
+_ASSIGN = '''
+def _assign(dst, src):
+    """dst[...] = src for same-shape arrays, as a flat loop (Numba compiles the general
+    broadcasting assignment slowly: ~0.1 s per array type)."""
+    d = dst.reshape(-1)
+    s = np.ascontiguousarray(src).reshape(-1)
+    for i in range(d.size):
+        d[i] = s[i]
+'''
+
 _PLACEHOLDER = re.compile(r"^(?P<names>_\w+(?: = _\w+)*) = None  # linked from graphc's runtime.*$",
                           re.MULTILINE)
 
@@ -38,6 +48,7 @@ def definitions(cache=True):
             for name, op in sorted(OPS.items()) if op.helper and op.code}
     defs = {re.search(r"def (\w+)\(", src).group(1): src for src in defs.values()}
     defs["_dot"] = f"{deco}{_DOT.rstrip()}\n"
+    defs["_assign"] = f"{deco}{_ASSIGN.rstrip()}\n"
     defs["_run"] = interpreter_source(deco)
     return defs
 
@@ -89,6 +100,6 @@ def standalone(source):
     names = match.group("names").split(" = ")
     defs = definitions(cache=True)
     if "_run" in names:                 # the interpreter calls every helper
-        names = [n for n in defs if n != "_dot"]
+        names = [n for n in defs if n not in ("_dot", "_assign")]
     body = "\n\n".join(defs[n] for n in sorted(set(names)))
     return source[:match.start()] + body + source[match.end():]
