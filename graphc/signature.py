@@ -172,7 +172,7 @@ def checker_source(inputs, shapes, names=None, inplace=()):
             else:
                 first_seen[dim] = (x.name, axis)
     params = [local[x] for x in inputs]
-    lines.append(f"    return {', '.join(params)}{',' if len(params) == 1 else ''}")
+    lines.append(f"    return ({', '.join(params)}{',' if len(params) == 1 else ''})")
     return "\n".join(lines) + "\n"
 
 
