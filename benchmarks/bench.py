@@ -48,6 +48,8 @@ def interleaved(systems, rounds, number):
 
 
 def close(a, b, rtol=1e-4, atol=1e-6):
+    """Same numbers?  (A gradient the tape never reached is None: zero.)"""
+    a = [0.0 if x is None else x for x in a]
     try:
         return all(np.allclose(np.asarray(x, float), np.asarray(y, float), rtol=rtol, atol=atol)
                    for x, y in zip(a, b))

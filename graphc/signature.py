@@ -144,7 +144,7 @@ def checker_source(inputs, shapes, names=None, inplace=()):
     for x in _Renamed.wrap(inputs, local):
         expected = format_shape(x.shape)
         if x.shape == () and x.dtype == np.float64:
-            lines.append(f"    if type({x.name}) is not float:")
+            lines.append(f"    if not isinstance({x.name}, float):   # float and np.float64")
             lines.append(f"        {x.name} = float(convert_argument({x.name}, {x.name!r}, "
                          f"np.float64, 0, {expected!r}))")
         elif x.shape == ():
