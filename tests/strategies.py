@@ -1,0 +1,103 @@
+"""Hypothesis strategies for random well-typed graphs: every elementwise op, random
+shapes with broadcasting and dynamic dimensions, reductions over random axes, matrix
+products of compatible shapes.  A drawn case knows how to build itself on any backend
+(graph inputs or tape tensors) and carries input values away from kinks and poles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+import graphc as gc
+
+# unary ops with the input range on which they are smooth
+UNARY = {
+    "exp": (gc.exp, (-2, 2)), "log": (lambda a: gc.log(gc.square(a) + 0.5), (-2, 2)),
+    "log1p": (lambda a: gc.log1p(gc.square(a)), (-2, 2)),
+    "sqrt": (lambda a: gc.sqrt(gc.square(a) + 0.3), (-2, 2)), "square": (gc.square, (-2, 2)),
+    "abs": (gc.abs, (-2, 2)), "sin": (gc.sin, (-3, 3)), "cos": (gc.cos, (-3, 3)),
+    "tanh": (gc.tanh, (-3, 3)), "sigmoid": (gc.sigmoid, (-4, 4)), "relu": (gc.relu, (-2, 2)),
+    "softplus": (gc.softplus, (-4, 4)), "neg": (lambda a: -a, (-2, 2)),
+    "sign*x": (lambda a: gc.sign(a) * a, (-2, 2)),
+}
+BINARY = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / (gc.square(b) + 1.0), "maximum": gc.maximum, "minimum": gc.minimum,
+    "pow": lambda a, b: (gc.square(a) + 0.5) ** gc.tanh(b),
+    "where": lambda a, b: gc.where(a > b, a * b, a - b),
+}
+REDUCE = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min,
+          "logsumexp": gc.logsumexp}
+
+
+@dataclass
+class Case:
+    shapes: list            # declared shapes (None for dynamic dims)
+    values: list            # concrete float64 arrays
+    program: list           # steps: ("unary", name, i) | ("binary", name, i, j) | ...
+
+    def build(self, leaves):
+        nodes = list(leaves)
+        for step in self.program:
+            kind = step[0]
+            if kind == "unary":
+                nodes.append(UNARY[step[1]][0](nodes[step[2]]))
+            elif kind == "binary":
+                nodes.append(BINARY[step[1]](nodes[step[2]], nodes[step[3]]))
+            elif kind == "reduce":
+                nodes.append(REDUCE[step[1]](nodes[step[2]], axis=step[3], keepdims=step[4]))
+            elif kind == "matmul":
+                nodes.append(nodes[step[1]] @ nodes[step[2]])
+        return gc.sum(nodes[-1])
+
+
+@st.composite
+def cases(draw, max_steps=6):
+    """A random graph over 2-3 inputs whose shapes broadcast against a base shape."""
+    rank = draw(st.integers(0, 3))
+    base = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
+    n_inputs = draw(st.integers(1, 3))
+    shapes, values, declared = [], [], []
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    for _ in range(n_inputs):
+        keep = draw(st.integers(0, rank))
+        shape = tuple(d if draw(st.booleans()) else 1 for d in base[rank - keep:])
+        dyn = tuple(None if (d > 1 and draw(st.booleans())) else d for d in shape)
+        shapes.append(shape)
+        declared.append(dyn)
+        values.append(rng.uniform(-1.5, 1.5, size=shape))
+    current = [s for s in shapes]               # concrete shape of every node
+    program = []
+    for _ in range(draw(st.integers(1, max_steps))):
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "matmul"]))
+        i = draw(st.integers(0, len(current) - 1))
+        if kind == "unary":
+            program.append(("unary", draw(st.sampled_from(sorted(UNARY))), i))
+            current.append(current[i])
+        elif kind == "binary":
+            j = draw(st.integers(0, len(current) - 1))
+            if i == j:              # x - x sits exactly on the kinks of relu, abs, max
+                continue
+            try:
+                out = np.broadcast_shapes(current[i], current[j])
+            except ValueError:
+                continue
+            program.append(("binary", draw(st.sampled_from(sorted(BINARY))), i, j))
+            current.append(out)
+        elif kind == "reduce" and current[i]:
+            nd = len(current[i])
+            axis = draw(st.one_of(st.none(), st.integers(-nd, nd - 1)))
+            keep = draw(st.booleans())
+            program.append(("reduce", draw(st.sampled_from(sorted(REDUCE))), i, axis, keep))
+            current.append(tuple(np.sum(np.zeros(current[i]), axis=axis, keepdims=keep).shape))
+        elif kind == "matmul" and 1 <= len(current[i]) <= 2:
+            j = draw(st.integers(0, len(current) - 1))
+            a, b = current[i], current[j]
+            if 1 <= len(b) <= 2 and a[-1] == b[0]:
+                program.append(("matmul", i, j))
+                current.append((np.zeros(a) @ np.zeros(b)).shape)
+    if not program:
+        program.append(("unary", "tanh", 0))
+    return Case(declared, values, program)
