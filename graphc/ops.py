@@ -266,7 +266,11 @@ def _logsumexp_impl(x, axis, keepdims):
 
 
 def _softmax_weights(F, out, x, axis, keepdims):
-    return F.exp(x - _restore_axes(F, out, axis, keepdims))
+    """softmax(x) along `axis`, from the max rather than from `out`: exp(x - out) loses
+    the log(n) in out when |out| is huge (1e308 + log 2 == 1e308).  The compiler's
+    lowering of logsumexp builds the same max and sum nodes, so they are shared."""
+    e = F.exp(x - F.max(x, axis=axis, keepdims=True))
+    return e / F.sum(e, axis=axis, keepdims=True)
 
 
 def _logsumexp_vjp(F, g, out, x, axis, keepdims):

@@ -76,7 +76,8 @@ class Tensor(OperatorMixin):
                 raise ValueError(f"backward(): gradient of shape {grad.shape} does not match "
                                  f"the tensor's shape {self.data.shape}")
         adjoints = {self: grad}
-        for t in reversed(_toposort(self)):
+        order = _toposort(self)
+        for t in reversed(order):
             g = adjoints.pop(t, None)
             if g is None:
                 continue
@@ -90,6 +91,9 @@ class Tensor(OperatorMixin):
                 c = np.asarray(c).astype(parent.data.dtype, copy=False)
                 prev = adjoints.get(parent)
                 adjoints[parent] = c if prev is None else prev + c
+        for t in order:             # leaves on the tape that no adjoint reached: zero
+            if t._op is None and t.grad is None:
+                t.grad = np.zeros(t.data.shape, t.data.dtype)
 
 
 def _wants_grad(x):
