@@ -14,6 +14,7 @@ from .function import Function, compile, export
 from .interpreter import evaluate
 from .shapes import ShapeError
 from .symbolic import elementwise, latex, to_sympy
+from .viz import check_grad, explain, gradient_report, render_dot, to_dot, trace
 from . import tape
 
 __version__ = "0.1.0"

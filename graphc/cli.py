@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from . import viz_cli
+
 
 def build_parser():
     from . import __version__
@@ -30,6 +32,7 @@ def build_parser():
     train.add_argument("--early-stopping", type=int, metavar="K",
                        help="stop when the validation loss has not improved for K epochs")
     train.add_argument("--limit", type=int, help=argparse.SUPPRESS)   # for quick tests
+    viz_cli.add_commands(sub)
     return parser
 
 
@@ -153,6 +156,11 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in ("explain", "trace"):
+        try:
+            return viz_cli.run_command(args)
+        except viz_cli.ExpressionError as exc:
+            parser.error(str(exc))
     step, params, history, (x_train, y_train) = _train(args)
     if args.command == "demo":
         rng = np.random.default_rng(args.seed)
