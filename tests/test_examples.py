@@ -13,6 +13,8 @@ EXPECTED = {
     "neuron_chain.py": "output a_L after training: 0.2",
     "rosenbrock_adam.py": "step  5000",
     "mnist_handwritten_loop.py": "epoch 8: test accuracy",
+    "vanishing_gradients.py": "sigmoid depth 50",
+    "forward_vs_reverse.py": "x backprop",
 }
 
 
