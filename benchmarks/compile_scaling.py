@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-scaling-"))
 
@@ -28,23 +27,14 @@ from graphc.codegen.lower import lower  # noqa: E402
 from graphc.graph import toposort  # noqa: E402
 from graphc.passes import optimize  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workloads import w3_cost  # noqa: E402
 
-def random_dag(n, seed=0, n_inputs=10):
-    """n random nodes over n_inputs scalars (+ - * sin exp tanh sigmoid), kept bounded."""
-    rng = np.random.default_rng(seed)
-    xs = [gc.scalar(f"x{i}") for i in range(n_inputs)]
-    nodes = list(xs)
-    for _ in range(n):
-        a = nodes[rng.integers(max(0, len(nodes) - 50), len(nodes))]
-        b = nodes[rng.integers(0, len(nodes))]
-        k = rng.integers(0, 7)
-        nodes.append([lambda: a + b, lambda: a - b, lambda: a * b * 0.5, lambda: gc.sin(a),
-                      lambda: gc.exp(gc.tanh(a)), lambda: gc.tanh(a),
-                      lambda: gc.sigmoid(a)][k]())
-    cost = nodes[-1]
-    for e in nodes[-20:-1]:
-        cost = cost + e
-    return xs, cost
+
+def random_dag(n, seed=0):
+    """The W3 family: n random nodes over 10 scalar inputs (see workloads.w3_cost)."""
+    xs = [gc.scalar(f"x{i}") for i in range(10)]
+    return xs, w3_cost(xs, n, seed)
 
 
 def phases(n):

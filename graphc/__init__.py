@@ -18,3 +18,15 @@ from .viz import check_grad, explain, gradient_report, render_dot, to_dot, trace
 from . import tape
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "abs", "add", "astype", "broadcast_like", "broadcast_to", "cos", "cross_entropy", "div",
+    "equal", "exp", "expand_dims", "greater", "greater_equal", "less", "less_equal", "log",
+    "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "mse", "mul", "neg", "numel", "pow", "relu", "reshape", "sigmoid", "sign", "sin", "softmax",
+    "softplus", "sqrt", "square", "sub", "sum", "tanh", "transpose", "where",
+    "grad", "jvp", "Expr", "const", "matrix", "scalar", "tensor", "vector",
+    "Function", "compile", "export", "evaluate", "ShapeError", "elementwise", "latex",
+    "to_sympy", "check_grad", "explain", "gradient_report", "render_dot", "to_dot", "trace",
+    "tape",
+]

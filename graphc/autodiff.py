@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import api
-from .graph import Expr, apply, as_expr, const, toposort
+from .graph import Expr, as_expr, const, expr_list, toposort
 from .ops import OPS, unbroadcast
 
 
@@ -67,16 +67,6 @@ def _dependents(order, sources):
     return reached
 
 
-def _as_wrt_list(wrt, what):
-    single = isinstance(wrt, Expr)
-    wrt_list = [wrt] if single else list(wrt)
-    for w in wrt_list:
-        if not isinstance(w, Expr):
-            raise TypeError(f"{what}: expected expressions to differentiate with respect to, "
-                            f"got {type(w).__name__} {w!r}")
-    return single, wrt_list
-
-
 def grad(cost, wrt):
     """Gradient graphs of a scalar `cost` with respect to each node in `wrt`.
 
@@ -87,7 +77,7 @@ def grad(cost, wrt):
     if cost.shape != ():
         raise ValueError(f"grad: the cost must be a scalar (shape ()), got shape {cost.shape}; "
                          "reduce it first, e.g. gc.sum(cost) or gc.mean(cost)")
-    single, wrt_list = _as_wrt_list(wrt, "grad")
+    single, wrt_list = expr_list(wrt, "grad", "wrt")
     order = toposort([cost])
     live = _dependents(order, wrt_list)
     adjoints = {cost: [const(1.0, cost.dtype)]} if cost in live else {}
@@ -120,8 +110,8 @@ def jvp(outputs, inputs, tangents):
 
     ``tangents[i]`` is the direction for ``inputs[i]`` (an expression, number or array
     broadcastable to its shape).  Returns a list with one tangent per output."""
-    single_out, outputs = _as_wrt_list(outputs, "jvp")
-    _, inputs = _as_wrt_list(inputs, "jvp")
+    _, outputs = expr_list(outputs, "jvp", "outputs")
+    _, inputs = expr_list(inputs, "jvp", "inputs")
     tangents = list(tangents) if isinstance(tangents, (list, tuple)) else [tangents]
     if len(tangents) != len(inputs):
         raise ValueError(f"jvp: {len(inputs)} inputs but {len(tangents)} tangents")

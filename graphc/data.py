@@ -9,14 +9,15 @@ Given a directory with the full MNIST files, it uses the official 60,000/10,000 
 from __future__ import annotations
 
 import gzip
-import zlib
 import os
-import tempfile
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .atomic import atomic_write
 
 _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -84,16 +85,7 @@ def write_idx(path, array, compress=None):
     payload = header + np.ascontiguousarray(array, dtype=_TYPES[code]).tobytes()
     if compress or (compress is None and path.suffix == ".gz"):
         payload = gzip.compress(payload)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(payload))
 
 
 class MnistData(NamedTuple):

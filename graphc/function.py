@@ -15,8 +15,7 @@ from .codegen.lower import lower
 from .passes import optimize
 from .codegen.schedule import schedule
 from .api import astype
-from .graph import Expr, inputs_of, toposort
-from .interpreter import _as_output_list
+from .graph import Expr, expr_list, inputs_of, toposort
 from .shapes import format_shape
 from .signature import Signature, checker_source
 
@@ -63,7 +62,7 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
     if isinstance(inputs, Expr):
         inputs = [inputs]
     inputs = list(inputs)
-    single, outs = _as_output_list(outputs, "compile")
+    single, outs = expr_list(outputs, "compile", "outputs")
     update_pairs = _check_updates(updates, inputs)
     if optimize not in _OPTIMIZE_LEVELS:
         raise ValueError(f"compile: optimize must be one of {_OPTIMIZE_LEVELS}, got {optimize!r}")

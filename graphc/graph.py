@@ -228,10 +228,26 @@ def toposort(outputs):
     return postorder(list(outputs), lambda node: node.args)
 
 
+def expr_list(value, what, role):
+    """(was a single Expr given?, the Exprs as a list) for an argument that takes one
+    expression or a list; anything else raises TypeError naming `what` and `role`."""
+    single = isinstance(value, Expr)
+    try:
+        items = [value] if single else list(value)
+    except TypeError:
+        raise TypeError(f"{what}: {role} must be an expression or a list of expressions, "
+                        f"got {type(value).__name__}") from None
+    for item in items:
+        if not isinstance(item, Expr):
+            raise TypeError(f"{what}: {role} must be graphc expressions, got "
+                            f"{type(item).__name__} {item!r}")
+    return single, items
+
+
 def inputs_of(outputs):
     """The input nodes the outputs depend on, in the order they are first met."""
     return [n for n in toposort(outputs) if n.is_input]
 
 
 __all__ = ["Expr", "ShapeError", "tensor", "scalar", "vector", "matrix", "const",
-           "as_expr", "apply", "postorder", "toposort", "inputs_of"]
+           "as_expr", "apply", "postorder", "toposort", "inputs_of", "expr_list"]

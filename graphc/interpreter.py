@@ -8,19 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Expr, toposort
+from .graph import Expr, expr_list, toposort
 from .ops import OPS
 from .signature import Signature
-
-
-def _as_output_list(outputs, what):
-    single = isinstance(outputs, Expr)
-    outs = [outputs] if single else list(outputs)
-    for o in outs:
-        if not isinstance(o, Expr):
-            raise TypeError(f"{what}: outputs must be graphc expressions, got "
-                            f"{type(o).__name__} {o!r}")
-    return single, outs
 
 
 def run_graph(outputs, env, order=None):
@@ -58,7 +48,7 @@ def as_result(value):
 def evaluate(outputs, feed):
     """Values of `outputs` given ``{input: value}``: a tuple for a list of outputs, a
     single value for one expression."""
-    single, outs = _as_output_list(outputs, "evaluate")
+    single, outs = expr_list(outputs, "evaluate", "outputs")
     if not isinstance(feed, dict):
         raise TypeError(f"evaluate: feed must be a dict {{input: value}}, got {type(feed).__name__}")
     for k in feed:

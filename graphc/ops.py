@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 from scipy import special as _special
 
-from .shapes import ShapeError, broadcast_shapes, format_shape, normalize_axes
+from .shapes import ShapeError, broadcast_shapes, format_shape
 
 OPS: dict[str, "Op"] = {}
 

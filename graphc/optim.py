@@ -20,7 +20,7 @@ import numpy as np
 from . import api
 from .autodiff import grad
 from .function import compile as compile_function
-from .graph import Expr, tensor
+from .graph import tensor
 
 
 class Optimizer:

@@ -7,13 +7,13 @@ leaves the previous checkpoint intact."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 
 @dataclass
@@ -41,16 +41,7 @@ def save_checkpoint(path, step, epoch, history=None):
     arrays["meta/epoch"] = np.array([epoch])
     if history is not None and len(history):
         arrays["meta/loss"] = np.array(history["loss"], dtype=np.float64)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path, step):

@@ -8,7 +8,6 @@ successors, calculation, value) - computed from the same graphs graphc compiles.
 from __future__ import annotations
 
 import shutil
-import string
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path

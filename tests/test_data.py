@@ -1,6 +1,5 @@
 """The IDX reader/writer and the bundled MNIST data."""
 
-import gzip
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Optimizers against hand-computed NumPy steps (PyTorch's update rules), schedules and
 gradient clipping."""
 
-import math
 
 import numpy as np
 import pytest

@@ -13,12 +13,12 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..graph import toposort
 from ..ops import OPS
 
@@ -123,20 +123,7 @@ def load(key, stem="graphc"):
 
 def write_atomic(path, text):
     """Write `text` to `path` so that no reader ever sees a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def store_and_import(key, source_for, stem="graphc"):

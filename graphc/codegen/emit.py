@@ -16,7 +16,6 @@ import re
 import numpy as np
 
 from ..ops import OPS
-from ..shapes import format_shape
 from ..signature import check_inplace, convert_argument, shape_error
 from .runtime import placeholder as runtime_placeholder
 from .scalar import helper, scalar_code
