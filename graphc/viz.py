@@ -286,33 +286,74 @@ def check_grad(cost, wrt, point, eps=1e-6, tolerance=1e-5, gradient=None):
     return GradCheck(errors, tolerance)
 
 
-def to_dot(outputs, grads=None, values=None, max_nodes=200):
-    """Graphviz DOT text of the forward graph (and of `grads`, in red), with values and
-    adjoints written on the nodes when `values` ({input: value}) is given.  Graphs
-    larger than `max_nodes` are cut, with a node saying how many were left out."""
+def _collapse(nodes):
+    """Map each node to the box it is drawn in: a chain of elementwise nodes, each the
+    only argument-consumer of the one before and of the same shape, is one box."""
+    consumers = {n: [] for n in nodes}
+    for n in nodes:
+        for a in n.args:
+            if a in consumers:
+                consumers[a].append(n)
+    box = {}
+    for n in reversed(nodes):
+        users = consumers[n]
+        fusible = (len(users) == 1 and OPS.get(n.op) is not None and
+                   OPS[n.op].kind == "elementwise" and OPS[users[0].op].kind == "elementwise"
+                   and users[0].shape == n.shape and not n.is_input)
+        box[n] = box[users[0]] if fusible else n
+    return box
+
+
+def to_dot(outputs, grads=None, values=None, max_nodes=200, collapse_elementwise=False):
+    """Graphviz DOT text of the forward graph, and of `grads` (the gradient graph) in
+    red.  With `values` ({input: value}) every node shows its value and, when the first
+    output is a scalar cost, its adjoint ∂cost/∂node.  Graphs larger than `max_nodes`
+    are cut, with a node saying how many were left out; `collapse_elementwise` draws
+    each chain of elementwise nodes as one box."""
     outputs = [outputs] if isinstance(outputs, Expr) else list(outputs)
     grads = list(grads or [])
     forward = toposort(outputs)
-    backward = [n for n in toposort(grads) if n not in set(forward)] if grads else []
-    shown = (forward + backward)[:max_nodes]
-    hidden = len(forward) + len(backward) - len(shown)
+    in_forward = set(forward)
+    backward = [n for n in toposort(grads) if n not in in_forward] if grads else []
+    everything = forward + backward
+    box = _collapse(everything) if collapse_elementwise else {n: n for n in everything}
+    boxes = list(dict.fromkeys(box[n] for n in everything))
+    shown = boxes[:max_nodes]
+    hidden = len(boxes) - len(shown)
     ids = {n: f"n{i}" for i, n in enumerate(shown)}
-    evaluated = {}
+    evaluated, adjoint = {}, {}
     if values is not None:
         evaluated = dict(zip(shown, evaluate(shown, values)))
+        if outputs[0].shape == ():
+            nodes = [n for n in shown if n in in_forward and not n.is_const]
+            adjoint = dict(zip(nodes, evaluate(grad(outputs[0], nodes), values)))
+    members = {}
+    for n in everything:
+        members.setdefault(box[n], []).append(n)
     lines = ["digraph graphc {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
     back = set(backward)
     for n in shown:
-        label = n.name if n.is_input else (_number(n) if n.is_const else n.op)
+        if n.is_input:
+            label = n.name
+        elif n.is_const:
+            label = _number(n)
+        else:
+            label = " ∘ ".join(m.op for m in reversed(members[n]))
         label += f"\\n{tuple(n.shape)}" if n.shape else ""
         if n in evaluated:
             label += f"\\n= {_fmt(evaluated[n])}"
+        if n in adjoint:
+            label += f"\\n∂ = {_fmt(adjoint[n])}"
         style = ', color="red"' if n in back else (', style=filled, fillcolor="#eef"'
                                                     if n.is_input else "")
         lines.append(f'  {ids[n]} [label="{label}"{style}];')
+    edges = set()
+    for n in everything:
         for a in n.args:
-            if a in ids:
-                lines.append(f"  {ids[a]} -> {ids[n]};")
+            src, dst = box[a], box[n]
+            if src is not dst and src in ids and dst in ids and (src, dst) not in edges:
+                edges.add((src, dst))
+                lines.append(f"  {ids[src]} -> {ids[dst]};")
     if hidden:
         lines.append(f'  more [label="... {hidden} more nodes", shape=plaintext];')
     lines.append("}")

@@ -30,6 +30,15 @@ BINARY = {
 }
 REDUCE = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min,
           "logsumexp": gc.logsumexp}
+# ops that keep the rank but move or normalise along an axis: (build, output shape)
+STRUCTURE = {
+    "transpose": (lambda a, axis: gc.transpose(a), lambda shape, axis: shape[::-1]),
+    "softmax": (lambda a, axis: gc.softmax(a, axis=axis), lambda shape, axis: shape),
+    "log_softmax": (lambda a, axis: gc.log_softmax(a, axis=axis), lambda shape, axis: shape),
+    "expand_dims": (lambda a, axis: gc.expand_dims(a, axis % (a.ndim + 1)),
+                    lambda shape, axis: shape[:axis % (len(shape) + 1)] + (1,)
+                    + shape[axis % (len(shape) + 1):]),
+}
 
 
 @dataclass
@@ -50,6 +59,8 @@ class Case:
                 nodes.append(REDUCE[step[1]](nodes[step[2]], axis=step[3], keepdims=step[4]))
             elif kind == "matmul":
                 nodes.append(nodes[step[1]] @ nodes[step[2]])
+            elif kind == "structure":
+                nodes.append(STRUCTURE[step[1]][0](nodes[step[2]], step[3]))
         return gc.sum(nodes[-1])
 
 
@@ -71,7 +82,8 @@ def cases(draw, max_steps=6):
     current = [s for s in shapes]               # concrete shape of every node
     program = []
     for _ in range(draw(st.integers(1, max_steps))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "matmul"]))
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "matmul",
+                                     "structure"]))
         i = draw(st.integers(0, len(current) - 1))
         if kind == "unary":
             program.append(("unary", draw(st.sampled_from(sorted(UNARY))), i))
@@ -98,6 +110,11 @@ def cases(draw, max_steps=6):
             if 1 <= len(b) <= 2 and a[-1] == b[0]:
                 program.append(("matmul", i, j))
                 current.append((np.zeros(a) @ np.zeros(b)).shape)
+        elif kind == "structure" and current[i]:
+            name = draw(st.sampled_from(sorted(STRUCTURE)))
+            axis = draw(st.integers(-len(current[i]), len(current[i]) - 1))
+            program.append(("structure", name, i, axis))
+            current.append(tuple(STRUCTURE[name][1](tuple(current[i]), axis)))
     if not program:
         program.append(("unary", "tanh", 0))
     return Case(declared, values, program)

@@ -94,6 +94,10 @@ def test_to_dot():
     dot = gc.to_dot(f, grads=gc.grad(f, [x, y, z]), values=point)
     assert dot.startswith("digraph") and 'label="add' in dot and "-> " in dot
     assert "= -12" in dot and 'color="red"' in dot          # the gradient graph, in red
+    assert "∂ = -4" in dot and "∂ = 3" in dot               # adjoints on the forward nodes
+    w = gc.vector("w", 3)
+    collapsed = gc.to_dot(gc.sum(gc.sigmoid(gc.tanh(w * 2.0) + 1.0)), collapse_elementwise=True)
+    assert "sigmoid ∘ add ∘ tanh ∘ mul" in collapsed
     small = gc.to_dot(f, max_nodes=2)
     assert "more nodes" in small and small.count("[label=") == 3
 
