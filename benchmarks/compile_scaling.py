@@ -22,6 +22,8 @@ import time
 
 os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-scaling-"))
 
+import numpy as np  # noqa: E402
+
 import graphc as gc  # noqa: E402
 from graphc.codegen.lower import lower  # noqa: E402
 from graphc.graph import toposort  # noqa: E402
@@ -69,6 +71,29 @@ def flop_count(source):
     return count
 
 
+def run_time(fn, args, rounds=7, number=20):
+    """Median seconds per call."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn(*args)
+        times.append((time.perf_counter() - start) / number)
+    return float(np.median(times))
+
+
+ARGUMENTS = {
+    "W3 DAG 1000": lambda: [0.1 * i for i in range(10)],
+    "W2 chain L=100": lambda: list(np.linspace(0.5, 1.5, 100)) + list(np.linspace(-0.2, 0.2, 100))
+    + [0.3, 0.8],
+    "W4 softplus": lambda: [np.linspace(-2, 2, 10**6), np.sign(np.linspace(-1, 1, 10**6)), 0.7, 0.1],
+    "W5 MLP": lambda: [np.random.default_rng(0).random((128, 784), dtype=np.float32),
+                       np.eye(10, dtype=np.float32)[np.arange(128) % 10],
+                       np.full((784, 128), 0.01, np.float32), np.zeros(128, np.float32),
+                       np.full((128, 10), 0.1, np.float32), np.zeros(10, np.float32)],
+}
+
+
 def workloads():
     xs, cost = random_dag(1000)
     yield "W3 DAG 1000", xs, [cost] + gc.grad(cost, xs)
@@ -106,15 +131,25 @@ def main(argv=None):
               f"{p['codegen']:.2f} | {p['numba']:.2f} | {p['total']:.2f} | {p['mode']} |")
         sys.stdout.flush()
     print()
-    print("| graph | nodes (none) | nodes (full) | flops (none) | flops (full) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| graph | nodes (none) | nodes (full) | flops (none) | flops (full) "
+          "| µs per call (none) | µs per call (full) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, inputs, outputs in workloads():
-        counts, flops = [], []
+        counts, flops, fns = [], [], []
         for level in ("none", "full"):
             counts.append(len(toposort(lower(optimize(outputs, level)))))
-            fn = gc.compile(inputs, outputs, optimize=level)
-            flops.append(flop_count(fn.source))
-        print(f"| {name} | {counts[0]} | {counts[1]} | {flops[0]} | {flops[1]} |")
+            fns.append(gc.compile(inputs, outputs, optimize=level))
+            flops.append(flop_count(fns[-1].source))
+        args = ARGUMENTS[name]()
+        for fn in fns:
+            fn(*args)
+        seconds = [[], []]
+        for _ in range(3):                       # interleaved: none, full, none, full ...
+            for k, fn in enumerate(fns):
+                seconds[k].append(run_time(fn, args, rounds=3, number=5))
+        t_none, t_full = (1e6 * float(np.median(s)) for s in seconds)
+        print(f"| {name} | {counts[0]} | {counts[1]} | {flops[0]} | {flops[1]} "
+              f"| {t_none:,.1f} | {t_full:,.1f} |")
         sys.stdout.flush()
 
 
