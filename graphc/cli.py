@@ -77,7 +77,8 @@ def _train(args):
     compile_seconds = time.perf_counter() - t0
     print(f"graphc: {' -> '.join(map(str, sizes))} MLP ({args.activation}), {args.optimizer} "
           f"lr={args.lr}, batch {args.batch_size}, {len(x_train)} training / {len(x_test)} "
-          f"test digits; compiled in {compile_seconds:.1f} s")
+          f"test digits; code generated in {compile_seconds:.1f} s (Numba compiles it, or "
+          f"loads it from the cache, on the first step)")
     history = train.fit(step, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         seed=args.seed, validation=(x_test, y_test), evaluate=evaluate,
                         early_stopping=getattr(args, "early_stopping", None),
