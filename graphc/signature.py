@@ -120,12 +120,6 @@ class Signature:
             shapes = symbolic_shapes(outputs, inputs)
         return cls(inputs, shapes, checker_source(inputs, shapes))
 
-    def dim_source(self, dim):
-        """Python expression, in terms of the checked arguments, for a dimension."""
-        if isinstance(dim, int):
-            return str(dim)
-        return f"{dim.input.name}.shape[{dim.axis}]"
-
     def make_checker(self):
         namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error,
                      "check_inplace": check_inplace}
