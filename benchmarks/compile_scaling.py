@@ -30,13 +30,13 @@ from graphc.graph import toposort  # noqa: E402
 from graphc.passes import optimize  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workloads import w3_cost  # noqa: E402
+import workloads as W  # noqa: E402
 
 
 def random_dag(n, seed=0):
     """The W3 family: n random nodes over 10 scalar inputs (see workloads.w3_cost)."""
     xs = [gc.scalar(f"x{i}") for i in range(10)]
-    return xs, w3_cost(xs, n, seed)
+    return xs, W.w3_cost(xs, n, seed)
 
 
 def phases(n):
@@ -82,41 +82,16 @@ def run_time(fn, args, rounds=7, number=20):
     return float(np.median(times))
 
 
-ARGUMENTS = {
-    "W3 DAG 1000": lambda: [0.1 * i for i in range(10)],
-    "W2 chain L=100": lambda: list(np.linspace(0.5, 1.5, 100)) + list(np.linspace(-0.2, 0.2, 100))
-    + [0.3, 0.8],
-    "W4 softplus": lambda: [np.linspace(-2, 2, 10**6), np.sign(np.linspace(-1, 1, 10**6)), 0.7, 0.1],
-    "W5 MLP": lambda: [np.random.default_rng(0).random((128, 784), dtype=np.float32),
-                       np.eye(10, dtype=np.float32)[np.arange(128) % 10],
-                       np.full((784, 128), 0.01, np.float32), np.zeros(128, np.float32),
-                       np.full((128, 10), 0.1, np.float32), np.zeros(10, np.float32)],
-}
-
-
 def workloads():
-    xs, cost = random_dag(1000)
-    yield "W3 DAG 1000", xs, [cost] + gc.grad(cost, xs)
-    L = 100
-    ws = [gc.scalar(f"w{i}") for i in range(L)]
-    bs = [gc.scalar(f"b{i}") for i in range(L)]
-    a0, y = gc.scalar("a0"), gc.scalar("y")
-    a = a0
-    for w, b in zip(ws, bs):
-        a = gc.sigmoid(w * a + b)
-    c = gc.square(a - y)
-    yield "W2 chain L=100", ws + bs + [a0, y], [c] + gc.grad(c, ws + bs)
-    x, t = gc.vector("x"), gc.vector("t")
-    w, b = gc.scalar("w"), gc.scalar("b")
-    c = gc.sum(gc.softplus(-t * (w * x + b)))
-    yield "W4 softplus", [x, t, w, b], [c] + gc.grad(c, [w, b, x])
-    X = gc.tensor("X", (None, 784), "float32")
-    Y = gc.tensor("Y", (None, 10), "float32")
-    params = [gc.tensor("W1", (784, 128), "float32"), gc.tensor("b1", (128,), "float32"),
-              gc.tensor("W2", (128, 10), "float32"), gc.tensor("b2", (10,), "float32")]
-    W1, b1, W2, b2 = params
-    c = gc.mean(gc.cross_entropy(gc.sigmoid(X @ W1 + b1) @ W2 + b2, Y))
-    yield "W5 MLP", [X, Y] + params, [c] + gc.grad(c, params)
+    """(name, inputs, outputs, arguments) of the benchmark graphs (benchmarks/workloads.py)."""
+    xs, outputs = W.w3_graph(1000)
+    yield "W3 DAG 1000", xs, outputs, [0.1 * i for i in range(10)]
+    inputs, outputs = W.w2_graph(100)
+    yield "W2 chain L=100", inputs, outputs, W.w2_values(100)
+    inputs, outputs = W.w4_graph()
+    yield "W4 softplus", inputs, outputs, W.w4_values()
+    inputs, _, outputs = W.w5_graph("sigmoid")
+    yield "W5 MLP", inputs, outputs, W.w5_values(128)
 
 
 def main(argv=None):
@@ -134,13 +109,12 @@ def main(argv=None):
     print("| graph | nodes (none) | nodes (full) | flops (none) | flops (full) "
           "| µs per call (none) | µs per call (full) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, inputs, outputs in workloads():
+    for name, inputs, outputs, args in workloads():
         counts, flops, fns = [], [], []
         for level in ("none", "full"):
             counts.append(len(toposort(lower(optimize(outputs, level)))))
             fns.append(gc.compile(inputs, outputs, optimize=level))
             flops.append(flop_count(fns[-1].source))
-        args = ARGUMENTS[name]()
         for fn in fns:
             fn(*args)
         seconds = [[], []]
