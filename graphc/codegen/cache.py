@@ -35,7 +35,7 @@ def cache_dir():
 
 
 @functools.cache
-def _graphc_fingerprint():
+def graphc_fingerprint():
     """A hash of graphc's own source: a changed code generator never reuses old entries."""
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def graph_key(inputs, outputs, options):
 
     from .. import __version__
     h = hashlib.sha256()
-    h.update(f"graphc {__version__} {_graphc_fingerprint()} numba {numba.__version__} numpy {np.__version__} "
+    h.update(f"graphc {__version__} {graphc_fingerprint()} numba {numba.__version__} numpy {np.__version__} "
              f"python {sys.version_info[:2]} options {sorted(options.items())}\n".encode())
     index = {}
     for x in inputs:

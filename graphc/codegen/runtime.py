@@ -63,8 +63,8 @@ def placeholder(names):
 
 
 def runtime_key():
-    from .cache import _graphc_fingerprint
-    return hashlib.sha256(f"runtime {_graphc_fingerprint()}".encode()).hexdigest()
+    from .cache import graphc_fingerprint
+    return hashlib.sha256(f"runtime {graphc_fingerprint()}".encode()).hexdigest()
 
 
 def _runtime_module(key, cache):
