@@ -53,6 +53,8 @@ class Op:
     jvp: Callable | None = None
     doc: str = ""
     params: tuple = field(default=())    # names of the op's static parameters
+    code_sym: Callable | None = None     # SymPy form safe to print as code (stable, same
+                                         # NaN handling); None: opaque in loop bodies
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -86,9 +88,18 @@ def register(op):
     return op
 
 
-def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc="", helper=None):
+def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc="", helper=None,
+                   code_sym="sym"):
+    """Register an elementwise op.  `code_sym` defaults to `sym`: pass None when the
+    SymPy form would not compute the same as `code` (NaN handling), or a stable form."""
     return register(Op(name, "elementwise", arity, impl, _elementwise_shape(name),
-                       dtype, sym, code, helper, partials, doc=doc))
+                       dtype, sym, code, helper, partials, doc=doc,
+                       code_sym=sym if code_sym == "sym" else code_sym))
+
+
+def _log1p(sp, x):
+    from sympy.codegen.cfunctions import log1p
+    return log1p(x)
 
 
 # ---------------------------------------------------------------------------------
@@ -127,7 +138,7 @@ elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "math.exp({0})",
 elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "math.log({0})",
                (lambda F, out, x: 1.0 / x,))
 elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "math.log1p({0})",
-               (lambda F, out, x: 1.0 / (1.0 + x),))
+               (lambda F, out, x: 1.0 / (1.0 + x),), code_sym=_log1p)
 elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
                (lambda F, out, x: 0.5 / out,))
 elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
@@ -135,7 +146,7 @@ elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
 elementwise_op("abs", 1, np.abs, lambda sp, x: sp.Abs(x), "abs({0})",
                (lambda F, out, x: F.sign(x),))
 elementwise_op("sign", 1, np.sign, lambda sp, x: sp.sign(x),
-               "_sign({0})", (None,), helper="""
+               "_sign({0})", (None,), code_sym=None, helper="""
 def _sign(x):
     if x > 0:
         return 1.0
@@ -150,7 +161,11 @@ elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
 elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "math.tanh({0})",
                (lambda F, out, x: 1.0 - out * out,))
 elementwise_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
-               "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),), helper="""
+               "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),),
+               code_sym=lambda sp, x: sp.Piecewise((1 / (1 + sp.exp(-sp.Abs(x))), x >= 0),
+                                                   (sp.exp(-sp.Abs(x)) / (1 + sp.exp(-sp.Abs(x))),
+                                                    True)),
+               helper="""
 def _sigmoid(x):
     e = math.exp(-abs(x))          # never overflows
     s = 1.0 / (1.0 + e)
@@ -160,6 +175,7 @@ def _sigmoid(x):
 elementwise_op("relu", 1, lambda x: np.maximum(x, 0), lambda sp, x: sp.Max(x, 0),
                "_relu({0})",
                (lambda F, out, x: F.greater(x, 0),),      # a bool mask keeps x's dtype
+               code_sym=None,
                doc="max(x, 0); its derivative at 0 is taken to be 0", helper="""
 def _relu(x):
     return 0.0 if x <= 0 else x    # NaN stays NaN
@@ -167,11 +183,12 @@ def _relu(x):
 elementwise_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
                "(max({0}, 0.0) + math.log1p(math.exp(-abs({0}))))",
                (lambda F, out, x: F.sigmoid(x),),
+               code_sym=lambda sp, x: sp.Max(x, 0) + _log1p(sp, sp.exp(-sp.Abs(x))),
                doc="log(1 + exp(x)), evaluated without overflow for large |x|")
 elementwise_op("maximum", 2, np.maximum, lambda sp, a, b: sp.Max(a, b),
                "_maximum({0}, {1})",
                (lambda F, out, a, b: _maximum_partial(a, b, F),
-                lambda F, out, a, b: _maximum_partial(b, a, F)),
+                lambda F, out, a, b: _maximum_partial(b, a, F)), code_sym=None,
                doc="NaN-propagating maximum; at a tie each argument gets half the gradient",
                helper="""
 def _maximum(a, b):
@@ -180,7 +197,7 @@ def _maximum(a, b):
 elementwise_op("minimum", 2, np.minimum, lambda sp, a, b: sp.Min(a, b),
                "_minimum({0}, {1})",
                (lambda F, out, a, b: _maximum_partial(b, a, F),
-                lambda F, out, a, b: _maximum_partial(a, b, F)),
+                lambda F, out, a, b: _maximum_partial(a, b, F)), code_sym=None,
                doc="NaN-propagating minimum; at a tie each argument gets half the gradient",
                helper="""
 def _minimum(a, b):
@@ -189,7 +206,7 @@ def _minimum(a, b):
 elementwise_op("where", 3, np.where, lambda sp, c, a, b: sp.Piecewise((a, c), (b, True)),
                "_where({0}, {1}, {2})",
                (None, lambda F, out, c, a, b: c, lambda F, out, c, a, b: F.equal(c, False)),
-               dtype=lambda dtypes, **_: np.result_type(*dtypes[1:]), helper="""
+               dtype=lambda dtypes, **_: np.result_type(*dtypes[1:]), code_sym=None, helper="""
 def _where(c, a, b):
     return a if c else b
 """)
@@ -201,7 +218,8 @@ for _name, _np_fn, _sym, _tok in [
         ("greater_equal", np.greater_equal, "GreaterThan", ">="),
         ("equal", np.equal, "Eq", "==")]:
     elementwise_op(_name, 2, _np_fn, (lambda s: lambda sp, a, b: getattr(sp, s)(a, b))(_sym),
-                   "({0} %s {1})" % _tok, (None, None), dtype=_bool_dtype)
+                   "({0} %s {1})" % _tok, (None, None), dtype=_bool_dtype,
+                   code_sym=None)      # a bool used in arithmetic: opaque to SymPy
 
 
 def _astype_impl(x, dtype):

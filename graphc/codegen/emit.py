@@ -17,7 +17,9 @@ import numpy as np
 
 from ..ops import OPS
 from ..signature import check_inplace, convert_argument, shape_error
+from .runtime import definitions as runtime_definitions
 from .runtime import placeholder as runtime_placeholder
+from .loopbody import optimized_body
 from .scalar import helper, scalar_code
 from .schedule import Loop, Step, value_args
 
@@ -86,9 +88,11 @@ def _describe(node, names):
 
 
 class KernelWriter:
-    def __init__(self, plan, names, outputs, parallel=False, check_finite=False):
+    def __init__(self, plan, names, outputs, parallel=False, check_finite=False,
+                 sympy_loops=False):
         self.plan, self.names, self.outputs = plan, names, outputs
         self.parallel, self.check_finite = parallel, check_finite
+        self.sympy_loops = sympy_loops and not check_finite
         self.checked = {}          # node index -> node, for the NaN/Inf report
         self.lines = []
         self.backward_start = None
@@ -160,15 +164,51 @@ class KernelWriter:
             self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth=1 + axis)
         depth = 1 + rank
         loaded = {}
+        if not (self.sympy_loops and self._sympy_body(loop, loaded, depth)):
+            self._plain_body(loop, loaded, depth)
+        self._sinks(loop, loaded, depth)
+
+    def _plain_body(self, loop, loaded, depth):
+        """One statement per member, in order."""
+        names, plan = self.names, self.plan
         for m in loop.members:
             args = [self._element(a, loop, loaded, depth) for a in value_args(m)]
             code = scalar_code(m, args) if OPS[m.op].kind == "elementwise" else args[0]
             self.emit(f"{names.element(m)} = {code}  # {names.value(m)} = {_describe(m, names)}",
                       depth)
             self._finite_check(m, names.element(m), scalar=True, depth=depth)
-            if m in plan.stored:
-                self.emit(f"{names.value(m)}[{self._index(loop.shape, loop.shape)}] = "
-                          f"{names.element(m)}", depth)
+            self._store(m, loop, depth)
+
+    def _sympy_body(self, loop, loaded, depth):
+        """The members the loop must deliver, from SymPy's cse when that is cheaper
+        (see ``loopbody``).  Returns False to fall back to the plain body."""
+        names, plan = self.names, self.plan
+        sinks_read = {r.args[0] for r in loop.sinks}
+        needed = [m for m in loop.members if m in plan.stored or m in sinks_read]
+        pending = []
+        result = optimized_body(loop, needed, lambda a: self._element(a, loop, loaded, depth,
+                                                                     pending))
+        for line in pending:                      # loads, whichever body is used
+            self.emit(line, depth)
+        if result is None:
+            return False
+        lines, value_of = result
+        self.emit("# common subexpressions (SymPy cse)", depth)
+        for line in lines:
+            self.emit(line, depth)
+        for m in needed:
+            self.emit(f"{names.element(m)} = {value_of[m]}  # {names.value(m)}", depth)
+            self._store(m, loop, depth)
+        return True
+
+    def _store(self, m, loop, depth):
+        if m in self.plan.stored:
+            self.emit(f"{self.names.value(m)}[{self._index(loop.shape, loop.shape)}] = "
+                      f"{self.names.element(m)}", depth)
+
+    def _sinks(self, loop, loaded, depth):
+        """Accumulate each reduction of the loop's values."""
+        names, plan = self.names, self.plan
         for r in loop.sinks:
             x = r.args[0]
             e = self._element(x, loop, loaded, depth)
@@ -221,7 +261,9 @@ class KernelWriter:
                 return False
         return True
 
-    def _element(self, a, loop, loaded, depth):
+    def _element(self, a, loop, loaded, depth, pending=None):
+        """The scalar variable holding argument `a` at the loop's index: a member's
+        element, a scalar, or a load emitted here (or queued in `pending`)."""
         names, plan = self.names, self.plan
         if plan.loop_of.get(a) is loop:
             return names.element(a)
@@ -229,8 +271,11 @@ class KernelWriter:
             return names.value(a)
         if a not in loaded:
             loaded[a] = f"{names.element(a)}"
-            self.emit(f"{loaded[a]} = {names.value(a)}[{self._index(plan.shapes[a], loop.shape)}]",
-                      depth)
+            line = f"{loaded[a]} = {names.value(a)}[{self._index(plan.shapes[a], loop.shape)}]"
+            if pending is None:
+                self.emit(line, depth)
+            else:
+                pending.append(line)
         return loaded[a]
 
     @staticmethod
@@ -277,7 +322,8 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     come last so that every output was computed from the old values.  Returns the
     source and, with ``check_finite``, the nodes the kernel checks (by index)."""
     writer = KernelWriter(plan, names, outputs, parallel=options.get("parallel", False),
-                          check_finite=options.get("check_finite", False))
+                          check_finite=options.get("check_finite", False),
+                          sympy_loops=options.get("optimize") == "full")
     writer.write(backward_nodes)
     seen = set()
     returns = [output_expr(o, names, seen) for o in outputs]
@@ -295,8 +341,7 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
-    helpers = (runtime_placeholder(_runtime_names(plan) | ({"_assign"} if updates else set()))
-               + "\n\n" + helpers)
+    helpers = runtime_placeholder(_runtime_names(body)) + "\n\n" + helpers
     if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
         return helpers + _chunked(body, params, returns, decorator, unpack), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",
@@ -335,13 +380,10 @@ def _helpers(plan, decorator):
     return "".join(f"{decorator}{helper(op).rstrip()}\n\n\n" for op in used)
 
 
-def _runtime_names(plan):
-    """The shared-runtime functions the program calls."""
-    names = {re.search(r"def (\w+)\(", OPS[n.op].helper).group(1)
-             for n in plan.order if n.op in OPS and OPS[n.op].code and OPS[n.op].helper}
-    if any(n.op == "matmul" for n in plan.order):
-        names.add("_dot")
-    return names
+def _runtime_names(body):
+    """The shared-runtime functions the generated statements call."""
+    called = set(re.findall(r"\b(_\w+)\(", "\n".join(body)))
+    return called & set(runtime_definitions())
 
 
 def _dim_source(d, names):

@@ -17,8 +17,11 @@ from ..ops import OPS
 SIMPLIFY_BUDGET = 40
 
 #: Relative costs of scalar operations (an add or a multiply costs 1).
-COSTS = {"ADD": 1, "SUB": 1, "MUL": 1, "NEG": 1, "DIV": 4, "POW": 8, "EXP": 20, "LOG": 20,
-         "SIN": 20, "COS": 20, "TANH": 20, "SQRT": 6, "ABS": 1, "SIGN": 2}
+COSTS = {"Add": 1, "Mul": 1, "Abs": 1, "Max": 2, "Min": 2, "Piecewise": 2, "sign": 2,
+         "Equality": 1, "Unequality": 1, "StrictGreaterThan": 1, "GreaterThan": 1,
+         "StrictLessThan": 1, "LessThan": 1, "ExprCondPair": 0, "BooleanTrue": 0,
+         "sqrt": 6, "exp": 20, "log": 20, "log1p": 20, "sin": 20, "cos": 20, "tanh": 20}
+DIVISION, POWER, OPAQUE = 4, 8, 10
 
 
 @functools.cache
@@ -44,11 +47,25 @@ def scalar_code(node, arg_names):
 
 
 def cost(expr):
-    """The cost model: weighted operation count (transcendentals and division dear)."""
+    """The cost model: a weighted count of operations (transcendentals and division
+    dear, add and multiply cheap; an opaque helper call 10), in one walk of the tree."""
     import sympy
-    visual = sympy.count_ops(expr, visual=True)
-    return float(visual.subs({sympy.Symbol(k): v for k, v in COSTS.items()})
-                 .subs({s: 10 for s in visual.free_symbols}))
+    total = 0
+    for node in sympy.preorder_traversal(expr):
+        if node.is_Atom:
+            continue
+        name = type(node).__name__
+        if node.is_Add or node.is_Mul:
+            total += COSTS[name] * (len(node.args) - 1)
+        elif node.is_Pow:
+            n = node.exp
+            if n.is_Integer and 0 < abs(int(n)) <= 8:      # repeated multiplication
+                total += abs(int(n)) - 1 + (DIVISION if n < 0 else 0)
+            else:
+                total += POWER
+        else:
+            total += COSTS.get(name, OPAQUE)
+    return total
 
 
 def cheapest_form(expr):

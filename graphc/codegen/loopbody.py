@@ -1,0 +1,95 @@
+"""SymPy on fused loop bodies (``optimize="full"``).
+
+A fused loop computes several elementwise nodes per index.  Here the nodes a loop must
+deliver (stored values and reduction inputs) are written as one SymPy system, in the
+ops' numerically stable code forms (``code_sym`` in the op table: so sigmoid and softplus
+of the same argument share ``exp(-|x|)``), their common subexpressions are computed once (``sympy.cse`` with
+``order="none"``), and the result is kept only when the cost model says it is cheaper
+and no input cancelled out (SymPy would turn ``x - x`` into 0, which is wrong for
+inf and NaN).  Ops whose SymPy form is not safe to print as code (NaN handling of
+max/min/sign) stay opaque: they are printed with their own templates.
+
+Expressions are built with ``sympy.evaluate(False)``, so SymPy rewrites nothing on its
+own; only ``cse`` restructures them."""
+
+from __future__ import annotations
+
+import functools
+
+from ..ops import OPS
+from .scalar import cost, template
+from .schedule import value_args
+
+_IDENTITY = {"astype", "broadcast_like", "broadcast_to"}
+
+#: Loops with more members than this are left as they are (cse is superlinear).
+MAX_MEMBERS = 60
+
+
+@functools.cache
+def _sympy():
+    import sympy
+    return sympy, None
+
+
+def _symbolic(node, args):
+    """The node as SymPy: its op's code form from the op table, or an opaque call."""
+    sp, _ = _sympy()
+    if node.op in _IDENTITY:
+        return args[0]
+    code_sym = OPS[node.op].code_sym
+    if code_sym is not None:
+        return code_sym(sp, *args)
+    return sp.Function(f"OPAQUE_{node.op}")(*args)
+
+
+def _printer():
+    sp, _ = _sympy()
+    from sympy.printing.pycode import PythonCodePrinter
+
+    class LoopPrinter(PythonCodePrinter):
+        def _print_Function(self, expr):
+            name = type(expr).__name__
+            if name.startswith("OPAQUE_"):
+                return template(name[len("OPAQUE_"):]).format(*[self._print(a) for a in expr.args])
+            return super()._print_Function(expr)
+
+        def _print_Max(self, expr):            # NaN-propagating, as the ops are
+            a, b = (self._print(x) for x in expr.args)
+            return f"_maximum({a}, {b})"
+
+    return LoopPrinter({"fully_qualified_modules": True, "strict": False})
+
+
+def optimized_body(loop, needed, arg_code):
+    """Lines computing the `needed` members of `loop`, or None to keep the plain body.
+
+    `arg_code(node)` gives the scalar variable holding an argument from outside the
+    loop (emitting its load).  Returns (lines, {member: variable})."""
+    if len(loop.members) > MAX_MEMBERS or not needed:
+        return None
+    sp, _ = _sympy()
+    members = set(loop.members)
+    symbol_of, expr_of, plain_cost = {}, {}, 0.0
+    with sp.evaluate(False):
+        for m in loop.members:
+            args = []
+            for a in value_args(m):
+                if a in members:
+                    args.append(expr_of[a])
+                else:
+                    if a not in symbol_of:
+                        symbol_of[a] = sp.Symbol(arg_code(a), real=True)
+                    args.append(symbol_of[a])
+            expr_of[m] = _symbolic(m, args)
+            plain_cost += cost(_symbolic(m, [sp.Symbol(f"z{i}") for i in range(len(args))]))
+        temps, outs = sp.cse([expr_of[m] for m in needed], symbols=sp.numbered_symbols("s"),
+                             order="none")
+    new_cost = sum(cost(e) for _, e in temps) + sum(cost(e) for e in outs)
+    used = set().union(*[e.free_symbols for _, e in temps], *[e.free_symbols for e in outs])
+    inputs = {s for m in needed for s in expr_of[m].free_symbols}
+    if new_cost >= plain_cost or not inputs <= used | {t for t, _ in temps}:
+        return None
+    printer = _printer()
+    lines = [f"{t} = {printer.doprint(e)}" for t, e in temps]
+    return lines, dict(zip(needed, (printer.doprint(e) for e in outs)))
