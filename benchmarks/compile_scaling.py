@@ -82,6 +82,17 @@ def run_time(fn, args, rounds=7, number=20):
     return float(np.median(times))
 
 
+_TRANSCENDENTAL = re.compile(r"math\.(exp|log|log1p|tanh|sin|cos)\(|_sigmoid\(")
+
+
+def transcendental_count(source):
+    """exp/log/tanh/sin/cos evaluations in the kernel's statements (a `_sigmoid` call
+    is one exp): the dominant cost of elementwise loops."""
+    kernel = source.split("def _kernel(", 1)[-1].split("def check_args(", 1)[0]
+    return sum(len(_TRANSCENDENTAL.findall(line.split("#", 1)[0]))
+               for line in kernel.splitlines())
+
+
 def workloads():
     """(name, inputs, outputs, arguments) of the benchmark graphs (benchmarks/workloads.py)."""
     xs, outputs = W.w3_graph(1000)
@@ -107,14 +118,15 @@ def main(argv=None):
         sys.stdout.flush()
     print()
     print("| graph | nodes (none) | nodes (full) | flops (none) | flops (full) "
-          "| µs per call (none) | µs per call (full) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| exp/log (none) | exp/log (full) | µs per call (none) | µs per call (full) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, inputs, outputs, args in workloads():
-        counts, flops, fns = [], [], []
+        counts, flops, fns, trans = [], [], [], []
         for level in ("none", "full"):
             counts.append(len(toposort(lower(optimize(outputs, level)))))
             fns.append(gc.compile(inputs, outputs, optimize=level))
             flops.append(flop_count(fns[-1].source))
+            trans.append(transcendental_count(fns[-1].source))
         for fn in fns:
             fn(*args)
         seconds = [[], []]
@@ -123,7 +135,7 @@ def main(argv=None):
                 seconds[k].append(run_time(fn, args, rounds=3, number=5))
         t_none, t_full = (1e6 * float(np.median(s)) for s in seconds)
         print(f"| {name} | {counts[0]} | {counts[1]} | {flops[0]} | {flops[1]} "
-              f"| {t_none:,.1f} | {t_full:,.1f} |")
+              f"| {trans[0]} | {trans[1]} | {t_none:,.1f} | {t_full:,.1f} |")
         sys.stdout.flush()
 
 

@@ -1,6 +1,8 @@
 """Graph passes: each rewrite fires where it should, never where it must not, and the
 pipeline preserves values at every optimisation level."""
 
+import time
+
 import numpy as np
 import pytest
 import sympy
@@ -157,3 +159,33 @@ def test_formula_ops_are_simplified_when_cheaper_and_stay_correct():
     assert cost(cheapest_form(raw)) < cost(raw)
     big = sum(sympy.sin(x0 * k) for k in range(1, 30))        # over the budget: left alone
     assert cheapest_form(big) is big
+
+
+def test_simplify_has_a_time_budget(monkeypatch):
+    from graphc.codegen import scalar
+
+    def hanging_simplify(expr):
+        time.sleep(5)
+    monkeypatch.setattr(sympy, "simplify", hanging_simplify)
+    monkeypatch.setattr(scalar, "SIMPLIFY_SECONDS", 0.2)
+    x0 = sympy.Symbol("x0", real=True)
+    expr = sympy.sin(x0) ** 2 + sympy.cos(x0) ** 2
+    start = time.perf_counter()
+    assert scalar.cheapest_form(expr) is expr
+    assert time.perf_counter() - start < 2
+
+
+def test_sympy_loop_bodies_share_work_and_keep_values():
+    x, t = gc.vector("lx", None), gc.vector("lt", None)
+    cost = gc.sum(gc.softplus(-t * x))                    # softplus and its derivative
+    outputs = [cost, gc.grad(cost, x)]                    # sigmoid share exp(-|z|)
+    full = gc.compile([x, t], outputs, optimize="full")
+    fast = gc.compile([x, t], outputs, optimize="fast")
+    count = lambda fn: fn.source.split("def _kernel")[1].count("math.exp(")   # noqa: E731
+    assert "SymPy cse" in full.source and count(full) == 1
+    args = (np.linspace(-30, 30, 101), np.sign(np.linspace(-1, 1, 101)))
+    for got, want in zip(full(*args), fast(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    y = gc.vector("ly", None)                             # a cancellation must not be used:
+    keep = gc.compile([y], gc.sum(gc.exp(y) - gc.exp(y)), optimize="full")   # inf - inf
+    assert np.isnan(keep(np.array([np.inf, 1.0])))

@@ -9,12 +9,15 @@ the result is cheaper, and its repeated subexpressions are computed once (``cse`
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 
 from ..ops import OPS
 
-#: Try ``sympy.simplify`` only on formulas up to this many operations: it can take
-#: seconds, or much longer, on big expressions.
+#: Try ``sympy.simplify`` only on formulas up to this many operations, and give it at
+#: most this many seconds: it can take much longer on big expressions.
 SIMPLIFY_BUDGET = 40
+SIMPLIFY_SECONDS = 2.0
 
 #: Relative costs of scalar operations (an add or a multiply costs 1).
 COSTS = {"Add": 1, "Mul": 1, "Abs": 1, "Max": 2, "Min": 2, "Piecewise": 2, "sign": 2,
@@ -68,13 +71,38 @@ def cost(expr):
     return total
 
 
+class _OutOfTime(Exception):
+    pass
+
+
+def _within(seconds, fn):
+    """fn(), or None if it takes longer than `seconds` (a SIGALRM timer, so only in the
+    main thread of a Unix process; elsewhere None at once: no unbounded work)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "setitimer"):
+        return None
+
+    def out_of_time(signum, frame):
+        raise _OutOfTime
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    except _OutOfTime:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def cheapest_form(expr):
-    """`expr`, or its simplification when that is cheaper by the cost model."""
+    """`expr`, or its simplification when that is cheaper by the cost model (tried only
+    within the operation-count and time budgets)."""
     import sympy
     if sympy.count_ops(expr) > SIMPLIFY_BUDGET:
         return expr
-    simpler = sympy.simplify(expr)
-    return simpler if cost(simpler) < cost(expr) else expr
+    simpler = _within(SIMPLIFY_SECONDS, lambda: sympy.simplify(expr))
+    return simpler if simpler is not None and cost(simpler) < cost(expr) else expr
 
 
 def formula_helper(name, symbols, expr):
