@@ -343,11 +343,24 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
     helpers = runtime_placeholder(_runtime_names(body)) + "\n\n" + helpers
     if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
-        return helpers + _chunked(body, params, returns, decorator, unpack), {}
+        return helpers + _chunked(body, params, returns, decorator, unpack, outputs), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
-    lines += unpack + dims + body + [f"    return ({', '.join(returns)},)"]
+    lines += unpack + dims + body + [_return_statement(returns, outputs)]
     return helpers + "\n".join(lines) + "\n", writer.checked
+
+
+def packs_outputs(outputs):
+    """Many float64 scalar results travel back as one array: boxing each float of a
+    returned tuple costs Numba and Python more than one array does."""
+    return len(outputs) > PACK_SCALARS and all(
+        o.shape == () and o.dtype == np.float64 for o in outputs)
+
+
+def _return_statement(returns, outputs):
+    if packs_outputs(outputs):
+        return f"    return np.array(({', '.join(returns)},), dtype=np.float64)"
+    return f"    return ({', '.join(returns)},)"
 
 
 #: With more scalar inputs than this, the kernel takes them packed in one array:
@@ -404,7 +417,7 @@ _NAME = re.compile(r"\bv\d+\b")
 _WORD = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
-def _chunked(body, params, returns, decorator, unpack):
+def _chunked(body, params, returns, decorator, unpack, outputs):
     """Split a long straight-line scalar kernel into functions of bounded size that pass
     values through a work array (``work[slot]``).  Each part unpacks the scalar inputs
     it uses."""
@@ -444,7 +457,7 @@ def _chunked(body, params, returns, decorator, unpack):
     returned = set(_WORD.findall(" ".join(returns)))
     lines += [line for name, line in unpack_of.items() if name in returned]
     lines += [f"    {n} = work[{slots[n]}]" for n in final]
-    lines += [f"    return ({', '.join(returns)},)"]
+    lines += [_return_statement(returns, outputs)]
     return "\n".join(lines) + "\n"
 
 
@@ -465,8 +478,9 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
         r = f"result[{i}]"
         wraps.append(f"np.{o.dtype.name}({r})" if o.shape == () else r)
     ret = wraps[0] if single else "(" + ", ".join(wraps) + ("," if len(wraps) == 1 else "") + ")"
-    if interpreted and not single and all(o.dtype == np.float64 for o in outputs):
-        ret = "tuple(result)"        # float64 scalars, unboxed in C
+    if not single and (packs_outputs(outputs) or (
+            interpreted and all(o.dtype == np.float64 for o in outputs))):
+        ret = "tuple(result)"        # float64 scalars from one array, unboxed in C
     call_args = ", ".join(in_names if interpreted else
                           kernel_params(inputs, names, bool(checked))[1])
     header = [
