@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .codegen import cache, interp, runtime
-from .codegen.emit import Names, kernel_source, module_source
+from .codegen.emit import Names, kernel_source
+from .codegen.module import module_source
 from .codegen.lower import lower
 from .passes import optimize
 from .codegen.schedule import schedule

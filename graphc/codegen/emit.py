@@ -1,31 +1,21 @@
-"""Emission: a scheduled program becomes the source of one Python module.
-
-The module holds the Numba kernel (forward and backward statements, one per node, each
-with a comment naming the node it computes), the argument checker, and ``fn``, the
-function users call.  It imports only ``math``, ``numpy`` and ``numba``, so the same
-text is the disk-cache entry and what ``gc.export`` writes.
-"""
+"""Emission: a scheduled program becomes the Numba kernel's source - forward and
+backward statements, one per node, each with a comment naming the node it computes.
+(``graphc.codegen.module`` wraps it into the module users import.)"""
 
 from __future__ import annotations
 
-import base64
-import inspect
 import keyword
 import re
 
 import numpy as np
 
 from ..ops import OPS
-from ..signature import check_inplace, convert_argument, shape_error
 from .runtime import definitions as runtime_definitions
 from .runtime import placeholder as runtime_placeholder
 from .loopbody import optimized_body
 from .scalar import helper, scalar_code
 from .schedule import Loop, Step, value_args
 
-#: Scalar-only programs longer than this are split into several jitted functions:
-#: LLVM's compile time grows faster than linearly with function size.
-CHUNK_STATEMENTS = 6000
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
 _GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
@@ -170,7 +160,7 @@ class KernelWriter:
 
     def _plain_body(self, loop, loaded, depth):
         """One statement per member, in order."""
-        names, plan = self.names, self.plan
+        names = self.names
         for m in loop.members:
             args = [self._element(a, loop, loaded, depth) for a in value_args(m)]
             code = scalar_code(m, args) if OPS[m.op].kind == "elementwise" else args[0]
@@ -335,15 +325,12 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
         for x, new in updates:
             writer.emit(f"_assign({names.inputs[x]}, {names.value(new)})  # update {x.name}")
     body = writer.lines
-    scalar_only = all(isinstance(st, Step) and st.kind == "scalar" for st in plan.program)
     params, _, packed = kernel_params(inputs, names, options.get("check_finite", False))
     unpack = [f"    {names.inputs[x]} = scalars[{i}]" for i, x in enumerate(packed)]
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
     helpers = runtime_placeholder(_runtime_names(body)) + "\n\n" + helpers
-    if scalar_only and len(body) > CHUNK_STATEMENTS and not writer.check_finite:
-        return helpers + _chunked(body, params, returns, decorator, unpack, outputs), {}
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
     lines += unpack + dims + body + [_return_statement(returns, outputs)]
@@ -358,6 +345,7 @@ def packs_outputs(outputs):
 
 
 def _return_statement(returns, outputs):
+    """The kernel's last line."""
     if packs_outputs(outputs):
         return f"    return np.array(({', '.join(returns)},), dtype=np.float64)"
     return f"    return ({', '.join(returns)},)"
@@ -410,119 +398,3 @@ def _decorator(options):
     if options.get("parallel"):
         flags.append("parallel=True")
     return f"@numba.njit({', '.join(flags)})"
-
-
-_ASSIGN = re.compile(r"^\s*(v\d+) = ")
-_NAME = re.compile(r"\bv\d+\b")
-_WORD = re.compile(r"\b[A-Za-z_]\w*\b")
-
-
-def _chunked(body, params, returns, decorator, unpack, outputs):
-    """Split a long straight-line scalar kernel into functions of bounded size that pass
-    values through a work array (``work[slot]``).  Each part unpacks the scalar inputs
-    it uses."""
-    chunks = [body[i:i + CHUNK_STATEMENTS] for i in range(0, len(body), CHUNK_STATEMENTS)]
-    defined_in = {}
-    for c, chunk in enumerate(chunks):
-        for line in chunk:
-            m = _ASSIGN.match(line)
-            if m:
-                defined_in[m.group(1)] = c
-    slots = {}
-    imports = []
-    for c, chunk in enumerate(chunks):
-        used = {n for line in chunk for n in _NAME.findall(line.split("#")[0])}
-        imports.append(sorted((n for n in used if defined_in.get(n, c) < c),
-                              key=lambda n: int(n[1:])))
-        for n in imports[-1]:
-            slots.setdefault(n, len(slots))
-    final = sorted({n for r in returns for n in _NAME.findall(r)}, key=lambda n: int(n[1:]))
-    for n in final:
-        slots.setdefault(n, len(slots))
-    unpack_of = {line.split("=")[0].strip(): line for line in unpack}
-    lines = []
-    for c, chunk in enumerate(chunks):
-        exports = [n for n, s in slots.items() if defined_in.get(n) == c]
-        lines += [decorator, f"def _part{c}(work, {', '.join(params)}):"]
-        used = {w for line in chunk for w in _WORD.findall(line.split("#")[0])}
-        lines += [line for name, line in unpack_of.items() if name in used]
-        lines += [f"    {n} = work[{slots[n]}]" for n in imports[c]]
-        lines += chunk
-        lines += [f"    work[{slots[n]}] = {n}" for n in exports]
-        lines += ["    return 0", ""]
-    lines += [decorator, f"def _kernel({', '.join(params)}):",
-              '    """Forward and backward sweeps, split into parts of bounded size."""',
-              f"    work = np.empty({max(len(slots), 1)}, dtype=np.float64)"]
-    lines += [f"    _part{c}(work, {', '.join(params)})" for c in range(len(chunks))]
-    returned = set(_WORD.findall(" ".join(returns)))
-    lines += [line for name, line in unpack_of.items() if name in returned]
-    lines += [f"    {n} = work[{slots[n]}]" for n in final]
-    lines += [_return_statement(returns, outputs)]
-    return "\n".join(lines) + "\n"
-
-
-def encode_array(arr):
-    """A constant array as source text (base64 of its bytes) for a self-contained module."""
-    data = base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode()
-    return (f"np.frombuffer(base64.b64decode({data!r}), dtype=np.{arr.dtype.name})"
-            f".reshape({tuple(arr.shape)})")
-
-
-def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_inputs,
-                  doc_outputs, interpreted=False, checked=None):
-    """The whole generated module."""
-    in_names = [names.inputs[x] for x in inputs]
-    const_lines = [f"{n} = {encode_array(c.value)}" for c, n in names.consts.items()]
-    wraps = []
-    for i, o in enumerate(outputs):
-        r = f"result[{i}]"
-        wraps.append(f"np.{o.dtype.name}({r})" if o.shape == () else r)
-    ret = wraps[0] if single else "(" + ", ".join(wraps) + ("," if len(wraps) == 1 else "") + ")"
-    if not single and (packs_outputs(outputs) or (
-            interpreted and all(o.dtype == np.float64 for o in outputs))):
-        ret = "tuple(result)"        # float64 scalars from one array, unboxed in C
-    call_args = ", ".join(in_names if interpreted else
-                          kernel_params(inputs, names, bool(checked))[1])
-    header = [
-        '"""Generated by graphc: do not edit.',
-        "",
-        f"fn({', '.join(in_names)}) -> {'one value' if single else f'tuple of {len(outputs)}'}",
-        "",
-        "Inputs:",
-        *[f"    {line}" for line in doc_inputs],
-        "Outputs:",
-        *[f"    {line}" for line in doc_outputs],
-        '"""',
-        "",
-        "import base64",
-        "import math",
-        "",
-        "import numba",
-        "import numpy as np",
-        "",
-        f"GRAPHC_KEY = {key!r}",
-        "INPUTS = (" + "".join(f"({x.name!r}, {x.dtype.name!r}, {x.shape!r}), " for x in inputs) + ")",
-        "OUTPUTS = (" + "".join(f"({o.dtype.name!r}, {o.shape!r}), " for o in outputs) + ")",
-    ]
-    header += const_lines
-    if checked:
-        header.append("NONFINITE = {")
-        header += [f"    {k}: {v!r}," for k, v in checked.items()]
-        header.append("}")
-    fn = [f"def fn({', '.join(in_names)}):",
-          '    """Run the compiled graph: checks the arguments, then calls the kernel."""',
-          f"    {', '.join(in_names)}{',' if len(in_names) == 1 else ''} = "
-          f"check_args({', '.join(in_names)})" if in_names else "    pass",
-          *(["    flags = np.full(1, -1, dtype=np.int64)"] if checked else []),
-          f"    result = _kernel({call_args})",
-          *(["    if flags[0] >= 0:",
-             "        raise FloatingPointError(f'NaN or Inf first produced by {NONFINITE[flags[0]]}')"]
-            if checked else []),
-          f"    return {ret}"]
-    return "\n".join(header + ["", "", kernel, "", checker, "", _RUNTIME, "", "\n".join(fn)]) + "\n"
-
-
-#: Helpers the argument checker calls, copied from graphc.signature into every module
-#: so that it stands alone.
-_RUNTIME = "\n\n".join(inspect.getsource(f) for f in
-                        (convert_argument, check_inplace, shape_error))
