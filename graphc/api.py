@@ -15,7 +15,6 @@ from . import graph
 from .ops import OPS
 from .shapes import ShapeError, check_shape_arg, format_shape, normalize_axes
 
-
 _tape = None        # graphc.tape registers itself here when it is imported
 
 

@@ -61,9 +61,9 @@ def _dependents(order, sources):
     """The nodes of `order` whose value depends, differentiably, on any of `sources`."""
     reached = set(sources)
     for node in order:
-        if node.args and node not in reached and OPS[node.op].differentiable:
-            if any(a in reached for a in node.args):
-                reached.add(node)
+        if (node.args and node not in reached and OPS[node.op].differentiable
+                and any(a in reached for a in node.args)):
+            reached.add(node)
     return reached
 
 
@@ -148,4 +148,4 @@ def _pad_rank(x, ndim):
     return api.expand_dims(x, tuple(range(lead))) if lead else x
 
 
-__all__ = ["grad", "jvp", "elementwise_vjp"]
+__all__ = ["elementwise_vjp", "grad", "jvp"]

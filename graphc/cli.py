@@ -50,7 +50,8 @@ def _training_options(p, epochs):
 
 def _model(args, data):
     """The compiled training step and evaluation function for the chosen MLP."""
-    from . import compile as gc_compile, nn, optim, tensor
+    from . import compile as gc_compile
+    from . import nn, optim, tensor
     sizes = [784] + [int(h) for h in str(args.hidden).split(",") if h] + [10]
     X, Y = tensor("X", (None, 784), "float32"), tensor("Y", (None, 10), "float32")
     logits, params, init = nn.mlp(X, sizes, args.activation, seed=args.seed)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .api import astype
 from .codegen import cache, interp, runtime
 from .codegen.emit import Names, kernel_source
-from .codegen.module import module_source
 from .codegen.lower import lower
-from .passes import optimize
+from .codegen.module import module_source
 from .codegen.schedule import schedule
-from .api import astype
 from .graph import Expr, expr_list, inputs_of, toposort
+from .passes import optimize
 from .shapes import format_shape
 from .signature import Signature, checker_source
 
@@ -168,4 +168,4 @@ def export(fn, path):
     return path
 
 
-__all__ = ["compile", "Function", "export", "inputs_of"]
+__all__ = ["Function", "compile", "export", "inputs_of"]

@@ -20,7 +20,7 @@ from .shapes import ShapeError, check_shape_arg, format_shape, static_meet
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _CONST_INTERN_MAX = 64          # constants up to this many elements are hash-consed
-_interned: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _input_ids = itertools.count()
 
 
@@ -30,7 +30,7 @@ class Expr(OperatorMixin):
     ``shape`` is a tuple of ints and ``None`` (dynamic), ``dtype`` a ``numpy.dtype``.
     Identity is equality: ``==`` is not overloaded, so nodes work as dict keys."""
 
-    __slots__ = ("op", "args", "params", "shape", "dtype", "name", "value", "__weakref__")
+    __slots__ = ("__weakref__", "args", "dtype", "name", "op", "params", "shape", "value")
 
     def __init__(self, op, args, params, shape, dtype, name=None, value=None):
         self.op, self.args, self.params = op, args, params
@@ -249,5 +249,18 @@ def inputs_of(outputs):
     return [n for n in toposort(outputs) if n.is_input]
 
 
-__all__ = ["Expr", "ShapeError", "tensor", "scalar", "vector", "matrix", "const",
-           "as_expr", "apply", "postorder", "toposort", "inputs_of", "expr_list"]
+__all__ = [
+    "Expr",
+    "ShapeError",
+    "apply",
+    "as_expr",
+    "const",
+    "expr_list",
+    "inputs_of",
+    "matrix",
+    "postorder",
+    "scalar",
+    "tensor",
+    "toposort",
+    "vector",
+]

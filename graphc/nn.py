@@ -7,6 +7,8 @@ explained."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from . import api
@@ -72,7 +74,7 @@ def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0):
     rng = np.random.default_rng(seed)
     init = he_normal if activation == "relu" else glorot_uniform
     params, values = [], {}
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         W = tensor(f"W{i + 1}", (n_in, n_out), dtype)
         b = tensor(f"b{i + 1}", (n_out,), dtype)
         values[W], values[b] = init(rng, n_in, n_out, dtype), np.zeros(n_out, dtype)
@@ -96,6 +98,15 @@ def accuracy(logits, onehot):
     return api.mean(api.sum(onehot * top, axis=-1))
 
 
-__all__ = ["glorot_uniform", "xavier_uniform", "he_normal", "kaiming_normal", "dense", "mlp",
-           "mlp_forward",
-           "softmax_cross_entropy", "mse", "accuracy"]
+__all__ = [
+    "accuracy",
+    "dense",
+    "glorot_uniform",
+    "he_normal",
+    "kaiming_normal",
+    "mlp",
+    "mlp_forward",
+    "mse",
+    "softmax_cross_entropy",
+    "xavier_uniform",
+]

@@ -11,7 +11,7 @@ _api_module = None
 def _api():
     global _api_module
     if _api_module is None:
-        from . import api      # deferred: api imports graph, which uses this mixin
+        from . import api  # deferred: api imports graph, which uses this mixin
         _api_module = api
     return _api_module
 

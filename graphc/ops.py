@@ -25,15 +25,15 @@ that returns the Python number 1 or -1 lets autodiff pass the adjoint through un
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from scipy import special as _special
 
 from .shapes import ShapeError, broadcast_shapes, format_shape
 
-OPS: dict[str, "Op"] = {}
+OPS: dict[str, Op] = {}
 
 
 @dataclass(eq=False, frozen=True)
@@ -211,15 +211,18 @@ def _where(c, a, b):
     return a if c else b
 """)
 
-for _name, _np_fn, _sym, _tok in [
-        ("less", np.less, "StrictLessThan", "<"),
-        ("less_equal", np.less_equal, "LessThan", "<="),
-        ("greater", np.greater, "StrictGreaterThan", ">"),
-        ("greater_equal", np.greater_equal, "GreaterThan", ">="),
-        ("equal", np.equal, "Eq", "==")]:
-    elementwise_op(_name, 2, _np_fn, (lambda s: lambda sp, a, b: getattr(sp, s)(a, b))(_sym),
-                   "({0} %s {1})" % _tok, (None, None), dtype=_bool_dtype,
-                   code_sym=None)      # a bool used in arithmetic: opaque to SymPy
+def comparison_op(name, np_fn, sympy_relation, token):
+    """A comparison: a bool result, no derivative, and opaque to SymPy in loop bodies
+    (its bool is used in arithmetic there)."""
+    elementwise_op(name, 2, np_fn, lambda sp, a, b: getattr(sp, sympy_relation)(a, b),
+                   f"({{0}} {token} {{1}})", (None, None), dtype=_bool_dtype, code_sym=None)
+
+
+comparison_op("less", np.less, "StrictLessThan", "<")
+comparison_op("less_equal", np.less_equal, "LessThan", "<=")
+comparison_op("greater", np.greater, "StrictGreaterThan", ">")
+comparison_op("greater_equal", np.greater_equal, "GreaterThan", ">=")
+comparison_op("equal", np.equal, "Eq", "==")
 
 
 def _astype_impl(x, dtype):

@@ -262,5 +262,16 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
     return step
 
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSProp", "OPTIMIZERS", "clip_by_global_norm", "StepLR",
-           "CosineAnnealingLR", "LinearWarmup", "TrainStep", "compile_step"]
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "LinearWarmup",
+    "RMSProp",
+    "StepLR",
+    "TrainStep",
+    "clip_by_global_norm",
+    "compile_step",
+]

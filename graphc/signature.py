@@ -24,7 +24,7 @@ from .shapes import ShapeError, format_shape
 class DimVar:
     """A dynamic dimension (``input``'s axis ``axis``) in a union-find forest."""
 
-    __slots__ = ("input", "axis", "parent", "size")
+    __slots__ = ("axis", "input", "parent", "size")
 
     def __init__(self, input, axis):
         self.input, self.axis, self.parent, self.size = input, axis, self, None
@@ -123,7 +123,7 @@ class Signature:
     def make_checker(self):
         namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error,
                      "check_inplace": check_inplace}
-        exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)
+        exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)  # noqa: S102  generated here
         return namespace["check_args"]
 
 
@@ -198,7 +198,7 @@ def convert_argument(value, name, dtype, ndim, expected):
                         f"got an array of dtype {value.dtype}")
     try:
         arr = np.asarray(value)
-    except Exception as exc:       # ragged lists and the like
+    except Exception as exc:  # noqa: BLE001  ragged lists and the like
         raise TypeError(f"input {name!r}: cannot convert {type(value).__name__} to an "
                         f"array: {exc}") from None
     if arr.dtype.kind not in "biuf":

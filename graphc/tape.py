@@ -28,7 +28,7 @@ NUMPY_RULES = SimpleNamespace(**{name: op.impl for name, op in OPS.items()},
 class Tensor(OperatorMixin):
     """An array on the tape.  ``.grad`` is ``None`` until ``backward()`` reaches it."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_op", "_parents", "_params")
+    __slots__ = ("_op", "_params", "_parents", "data", "grad", "requires_grad")
 
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
@@ -131,7 +131,7 @@ def apply(op_name, args, **params):
     return out
 
 
-__all__ = ["Tensor", "apply", "NUMPY_RULES"]
+__all__ = ["NUMPY_RULES", "Tensor", "apply"]
 
 
 api.register_tape(sys.modules[__name__])

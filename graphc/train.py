@@ -130,4 +130,4 @@ def _progress(total, epoch, epochs, enabled):
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="ex", leave=False)
 
 
-__all__ = ["History", "fit", "save_checkpoint", "load_checkpoint", "batches"]
+__all__ = ["History", "batches", "fit", "load_checkpoint", "save_checkpoint"]

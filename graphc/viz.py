@@ -374,5 +374,15 @@ def render_dot(dot_text, path):
     return path
 
 
-__all__ = ["trace", "Trace", "explain", "Explanation", "gradient_report", "GradientReport",
-           "check_grad", "GradCheck", "to_dot", "render_dot"]
+__all__ = [
+    "Explanation",
+    "GradCheck",
+    "GradientReport",
+    "Trace",
+    "check_grad",
+    "explain",
+    "gradient_report",
+    "render_dot",
+    "to_dot",
+    "trace",
+]

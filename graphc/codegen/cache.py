@@ -117,7 +117,7 @@ def load(key, stem="graphc"):
         if not is_sealed(path.read_text(encoding="utf-8")):
             return None
         return _import(path, key)
-    except Exception:          # missing, corrupt or foreign: rebuilt, never fatal
+    except Exception:  # noqa: BLE001  missing, corrupt or foreign: rebuilt, never fatal
         return None
 
 
@@ -152,5 +152,5 @@ def store_and_import(key, source_for, stem="graphc"):
 def in_memory_module(source, key):
     import types
     module = types.ModuleType(f"_graphc_mem_{key[:32]}")
-    exec(compile(source, f"<graphc {key[:12]}>", "exec"), module.__dict__)
+    exec(compile(source, f"<graphc {key[:12]}>", "exec"), module.__dict__)  # noqa: S102  our generated code
     return module

@@ -5,17 +5,17 @@ backward statements, one per node, each with a comment naming the node it comput
 from __future__ import annotations
 
 import keyword
+import math
 import re
 
 import numpy as np
 
 from ..ops import OPS
+from .loopbody import optimized_body
 from .runtime import definitions as runtime_definitions
 from .runtime import placeholder as runtime_placeholder
-from .loopbody import optimized_body
 from .scalar import helper, scalar_code
 from .schedule import Loop, Step, value_args
-
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
 _GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
@@ -60,7 +60,7 @@ class Names:
 
 def _literal(value):
     v = float(value)
-    if v != v:
+    if math.isnan(v):
         return "np.nan"
     if v in (float("inf"), float("-inf")):
         return "np.inf" if v > 0 else "-np.inf"

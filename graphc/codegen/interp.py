@@ -17,8 +17,8 @@ import functools
 import numpy as np
 
 from ..ops import OPS
-from .schedule import Step
 from .scalar import template
+from .schedule import Step
 
 #: Programs with at least this many scalar statements run on the interpreter.  Below
 #: it, straight-line code compiles in under ~3 s and runs about 2x faster per call.

@@ -29,12 +29,12 @@ MAX_MEMBERS = 60
 @functools.cache
 def _sympy():
     import sympy
-    return sympy, None
+    return sympy
 
 
 def _symbolic(node, args):
     """The node as SymPy: its op's code form from the op table, or an opaque call."""
-    sp, _ = _sympy()
+    sp = _sympy()
     if node.op in _IDENTITY:
         return args[0]
     code_sym = OPS[node.op].code_sym
@@ -44,7 +44,6 @@ def _symbolic(node, args):
 
 
 def _printer():
-    sp, _ = _sympy()
     from sympy.printing.pycode import PythonCodePrinter
 
     class LoopPrinter(PythonCodePrinter):
@@ -68,7 +67,7 @@ def optimized_body(loop, needed, arg_code):
     loop (emitting its load).  Returns (lines, {member: variable})."""
     if len(loop.members) > MAX_MEMBERS or not needed:
         return None
-    sp, _ = _sympy()
+    sp = _sympy()
     members = set(loop.members)
     symbol_of, expr_of, plain_cost = {}, {}, 0.0
     with sp.evaluate(False):

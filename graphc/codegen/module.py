@@ -13,6 +13,7 @@ import numpy as np
 from ..signature import check_inplace, convert_argument, shape_error
 from .emit import kernel_params, packs_outputs
 
+
 def encode_array(arr):
     """A constant array as source text (base64 of its bytes) for a self-contained module."""
     data = base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode()

@@ -38,4 +38,4 @@ def optimize(outputs, level="full"):
     return outputs
 
 
-__all__ = ["optimize", "rewrite", "LEVELS"]
+__all__ = ["LEVELS", "optimize", "rewrite"]
