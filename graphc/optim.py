@@ -199,7 +199,7 @@ class TrainStep:
     step_array: np.ndarray
     base_lr: float
     schedule: object = None
-    extra_outputs: int = 0
+    extra_names: tuple = ()         # names of the extra outputs, in order
     _args: list = field(default_factory=list)
 
     @property
@@ -217,7 +217,7 @@ class TrainStep:
         if self.schedule is not None:
             self.lr_array[0] = self.schedule(self.base_lr, self.step)
         out = self.function(*batch, *self._args)
-        return out if self.extra_outputs else out[0]
+        return out if self.extra_names else out[0]
 
 
 def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra_outputs=(),
@@ -227,11 +227,17 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
     `inputs` are the data inputs (e.g. ``[X, Y]``), `init` maps each parameter to its
     initial value (copied).  With `clip_norm`, gradients are clipped by global norm
     first.  `extra_outputs` are more graphs to return with the loss (computed with the
-    parameters before the update)."""
+    parameters before the update): a list (``train.fit`` records their epoch means as
+    ``output1``, ``output2`` ...) or a dict ``{name: graph}`` (recorded by name)."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"compile_step: optimizer must be a graphc.optim.Optimizer, "
                         f"got {type(optimizer).__name__}")
     params = list(params)
+    if isinstance(extra_outputs, dict):
+        extra_names, extra_outputs = tuple(extra_outputs), list(extra_outputs.values())
+    else:
+        extra_outputs = list(extra_outputs)
+        extra_names = tuple(f"output{i + 1}" for i in range(len(extra_outputs)))
     grads = grad(loss, params)
     if clip_norm is not None:
         grads, _ = clip_by_global_norm(grads, float(clip_norm))
@@ -257,7 +263,7 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
                           [loss, *extra_outputs], updates=updates, **compile_options)
     lr_array, step_array = np.full(1, optimizer.lr), np.zeros(1)
     step = TrainStep(fn, list(inputs), arrays, state, lr_array, step_array, optimizer.lr,
-                     extra_outputs=len(extra_outputs))
+                     extra_names=extra_names)
     step._args = [arrays[p.name] for p in params] + list(state.values()) + [lr_array, step_array]
     return step
 

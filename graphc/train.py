@@ -95,11 +95,13 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
     best, waited = np.inf, 0
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        losses = []
+        losses, extras = [], []
         bar = _progress(len(x_train), epoch, epochs, progress)
         for idx in batches(len(x_train), batch_size, rng if shuffle else None):
             t = time.perf_counter()
-            losses.append(float(step(x_train[idx], y_train[idx])))
+            loss, extra = _split_outputs(step(x_train[idx], y_train[idx]))
+            losses.append(loss)
+            extras.append(extra)
             if bar is not None:
                 bar.update(len(idx))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}",
@@ -108,6 +110,8 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
             bar.close()
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                   "seconds": time.perf_counter() - t0}
+        for name, values in zip(getattr(step, "extra_names", ()), zip(*extras)):
+            record[name] = float(np.mean(values))
         if validation is not None and evaluate is not None:
             record.update(evaluate(*validation))
         history.append(**record)
@@ -121,6 +125,14 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
                 if waited >= early_stopping:
                     break
     return history
+
+
+def _split_outputs(out):
+    """(loss, extra outputs) from a step's result: the loss alone, or a tuple whose
+    first element is the loss (``compile_step(..., extra_outputs=...)``)."""
+    if isinstance(out, tuple):
+        return float(out[0]), tuple(float(np.mean(v)) for v in out[1:])
+    return float(out), ()
 
 
 def _progress(total, epoch, epochs, enabled):
