@@ -74,14 +74,20 @@ def batches(n, batch_size, rng):
 
 def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=None,
         evaluate=None, early_stopping=None, checkpoint=None, resume=False, progress=True,
-        shuffle=True):
+        shuffle=True, client=None, data_parallel="sync", sync_every=8):
     """Train `step` on (x_train, y_train).
 
     `evaluate(x, y) -> dict` computes validation metrics on `validation=(x_val, y_val)`
     after each epoch (e.g. ``{"val_loss": ..., "val_accuracy": ...}``); with
     `early_stopping=k`, training stops when ``val_loss`` has not improved for k epochs.
     With `checkpoint`, the model is saved after every epoch; with `resume`, training
-    continues from it.  Returns a History."""
+    continues from it.  Returns a History.
+
+    With a Dask `client` (``pip install "graphc[dask]"``) the steps run on its workers
+    (see ``graphc.dask.training``): ``data_parallel="sync"`` splits every batch across
+    them and averages the gradients before one update (the step must come from
+    ``graphc.dask.compile_step``); ``"local"`` lets each worker take `sync_every` steps
+    on its own batches between parameter averages (local SGD)."""
     if len(x_train) != len(y_train):
         raise ValueError(f"fit: {len(x_train)} inputs but {len(y_train)} targets")
     if batch_size < 1:
@@ -93,38 +99,71 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
     for _ in range(start):                      # the same shuffles as an unbroken run
         rng.permutation(len(x_train))
     best, waited = np.inf, 0
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        losses, extras = [], []
-        bar = _progress(len(x_train), epoch, epochs, progress)
-        for idx in batches(len(x_train), batch_size, rng if shuffle else None):
+    with _runner(client, step, x_train, y_train, data_parallel, sync_every) as runner:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            losses, extras = [], []
+            bar = _progress(len(x_train), epoch, epochs, progress)
+            order = batches(len(x_train), batch_size, rng if shuffle else None)
             t = time.perf_counter()
-            loss, extra = _split_outputs(step(x_train[idx], y_train[idx]))
-            losses.append(loss)
-            extras.append(extra)
+            for rows, out in runner.run(order):
+                loss, extra = _split_outputs(out)
+                losses.append(loss)
+                extras.append(extra)
+                if bar is not None:
+                    bar.update(rows)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}",
+                                    ex_per_s=f"{rows / max(time.perf_counter() - t, 1e-9):,.0f}")
+                t = time.perf_counter()
             if bar is not None:
-                bar.update(len(idx))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}",
-                                ex_per_s=f"{len(idx) / max(time.perf_counter() - t, 1e-9):,.0f}")
-        if bar is not None:
-            bar.close()
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                  "seconds": time.perf_counter() - t0}
-        for name, values in zip(getattr(step, "extra_names", ()), zip(*extras)):
-            record[name] = float(np.mean(values))
-        if validation is not None and evaluate is not None:
-            record.update(evaluate(*validation))
-        history.append(**record)
-        if checkpoint:
-            save_checkpoint(checkpoint, step, epoch + 1, history)
-        if early_stopping and "val_loss" in record:
-            if record["val_loss"] < best:
-                best, waited = record["val_loss"], 0
-            else:
-                waited += 1
-                if waited >= early_stopping:
-                    break
+                bar.close()
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                      "seconds": time.perf_counter() - t0}
+            for name, values in zip(getattr(step, "extra_names", ()), zip(*extras)):
+                record[name] = float(np.mean(values))
+            if validation is not None and evaluate is not None:
+                record.update(evaluate(*validation))
+            history.append(**record)
+            if checkpoint:
+                save_checkpoint(checkpoint, step, epoch + 1, history)
+            if early_stopping and "val_loss" in record:
+                if record["val_loss"] < best:
+                    best, waited = record["val_loss"], 0
+                else:
+                    waited += 1
+                    if waited >= early_stopping:
+                        break
     return history
+
+
+def _runner(client, step, x_train, y_train, data_parallel, sync_every):
+    """What runs the steps: this process, or a ``graphc.dask`` Runner on the client's
+    workers (a context manager: it releases what it placed on them)."""
+    if client is None:
+        return _LocalRunner(step, x_train, y_train)
+    try:
+        from .dask.training import Runner
+    except ImportError as exc:
+        raise ImportError(f"fit(client=...) needs graphc's Dask extra: {exc}") from exc
+    return Runner(client, step, x_train, y_train, data_parallel, sync_every)
+
+
+class _LocalRunner:
+    """One step per batch, in this process."""
+
+    def __init__(self, step, x, y):
+        self.step, self.x, self.y = step, x, y
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, batch_list):
+        """Yield ``(rows, step output)`` for each batch of index arrays."""
+        for idx in batch_list:
+            yield len(idx), self.step(self.x[idx], self.y[idx])
 
 
 def _split_outputs(out):
