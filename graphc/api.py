@@ -174,9 +174,17 @@ def softmax(x, axis=-1):
 def cross_entropy(logits, onehot):
     """Per-row cross-entropy of softmax(logits) against one-hot (or soft) targets:
     shape (N,) for (N, K) inputs, () for (K,)."""
-    shape = _shape_of(logits)
+    shape, target_shape = _shape_of(logits), _shape_of(onehot)
     if len(shape) not in (1, 2):
         raise ShapeError(f"cross_entropy: logits must be (K,) or (N, K), got {format_shape(shape)}")
+    if len(target_shape) != len(shape) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b
+            for a, b in zip(shape, target_shape)):
+        # Broadcasting would accept (N,) targets against (N, K) logits (N meets K) and
+        # compute garbage: targets are one row of K class weights per row of logits.
+        raise ShapeError(f"cross_entropy: the targets must have the logits' shape "
+                         f"{format_shape(shape)} (one-hot or soft targets, one row of K "
+                         f"class weights per example), got {format_shape(target_shape)}")
     return -sum(onehot * log_softmax(logits, axis=-1), axis=-1)
 
 

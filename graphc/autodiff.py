@@ -61,9 +61,10 @@ def _dependents(order, sources):
     """The nodes of `order` whose value depends, differentiably, on any of `sources`."""
     reached = set(sources)
     for node in order:
-        if (node.args and node not in reached and OPS[node.op].differentiable
-                and any(a in reached for a in node.args)):
-            reached.add(node)
+        if node.args and node not in reached:
+            op = OPS[node.op]
+            if any(a in reached and op.differentiable_in(i) for i, a in enumerate(node.args)):
+                reached.add(node)
     return reached
 
 
@@ -120,9 +121,11 @@ def jvp(outputs, inputs, tangents):
         t = as_expr(t, x.dtype)
         tangent[x] = api.broadcast_to(t, x.shape) if t.shape != x.shape else t
     for node in toposort(outputs):
-        if node in tangent or not node.args or not OPS[node.op].differentiable:
+        if node in tangent or not node.args:
             continue
-        arg_tangents = [tangent.get(a) for a in node.args]
+        op = OPS[node.op]
+        arg_tangents = [tangent.get(a) if op.differentiable_in(i) else None
+                        for i, a in enumerate(node.args)]
         if all(t is None for t in arg_tangents):
             continue
         tangent[node] = _local_jvp(node, arg_tangents)

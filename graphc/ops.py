@@ -55,6 +55,8 @@ class Op:
     params: tuple = field(default=())    # names of the op's static parameters
     code_sym: Callable | None = None     # SymPy form safe to print as code (stable, same
                                          # NaN handling); None: opaque in loop bodies
+    shape_only: tuple = ()               # indices of arguments whose values are not read
+                                         # (only their shapes): never differentiated
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -64,6 +66,12 @@ class Op:
         if self.kind == "elementwise":
             return self.partials is not None and any(p is not None for p in self.partials)
         return self.vjp is not None
+
+    def differentiable_in(self, i):
+        """Whether the output's value depends differentiably on argument `i`."""
+        if self.kind == "elementwise":
+            return self.partials is not None and self.partials[i] is not None
+        return self.vjp is not None and i not in self.shape_only
 
 
 def promote(dtypes, **_):
@@ -130,9 +138,21 @@ elementwise_op("mul", 2, np.multiply, lambda sp, a, b: a * b, "({0} * {1})",
                (lambda F, out, a, b: b, lambda F, out, a, b: a))
 elementwise_op("div", 2, np.divide, lambda sp, a, b: a / b, "({0} / {1})",
                (lambda F, out, a, b: 1.0 / b, lambda F, out, a, b: -out / b))
+def _pow_base_partial(F, out, a, b):
+    """b * a**(b - 1), written so that it is 0, not 0 * inf = NaN, where b == 0 (x**0
+    is constant): the exponent is replaced there, and so is every higher derivative's
+    (the "double where": the unused branch must be finite too, or its derivative is NaN)."""
+    return b * F.pow(a, F.where(F.equal(b, 0.0), 1.0, b - 1.0))
+
+
+def _pow_exponent_partial(F, out, a, b):
+    """a**b * log(a), with log(1) for a == 0: where a**b is 0 (b > 0) the derivative
+    is 0, not 0 * -inf = NaN (as JAX and autograd)."""
+    return out * F.log(F.where(F.equal(a, 0.0), 1.0, a))
+
+
 elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
-               (lambda F, out, a, b: b * F.pow(a, b - 1.0),
-                lambda F, out, a, b: out * F.log(a)))
+               (_pow_base_partial, _pow_exponent_partial))
 elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "math.exp({0})",
                (lambda F, out, x: out,))
 elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "math.log({0})",
@@ -279,6 +299,7 @@ def _extremum_jvp(F, tangents, out, x, axis, keepdims):
 
 
 def _logsumexp_impl(x, axis, keepdims):
+    x = np.asarray(x, dtype=float_dtype([np.asarray(x).dtype]))
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     with np.errstate(divide="ignore"):
@@ -303,20 +324,33 @@ def _logsumexp_jvp(F, tangents, out, x, axis, keepdims):
                  axis=axis, keepdims=keepdims)
 
 
-for _name, _impl, _vjp, _jvp in [
-        ("sum", np.sum, _sum_vjp, _sum_jvp),
-        ("max", np.max, _extremum_vjp, _extremum_jvp),
-        ("min", np.min, _extremum_vjp, _extremum_jvp),
-        ("logsumexp", _logsumexp_impl, _logsumexp_vjp, _logsumexp_jvp)]:
-    register(Op(_name, "reduction", 1, _impl, _reduction_shape, promote,
+def _counting_dtype(dtypes, **_):
+    """sum of bools or integers counts in int64, as NumPy's sum does."""
+    (dt,) = dtypes
+    return np.dtype(np.int64) if dt.kind in "biu" else dt
+
+
+def float_dtype(dtypes, **_):
+    """The float dtype a computation on these arguments is done in: float64 for bool
+    and integer arguments (as NumPy's mean, log ...)."""
+    dt = np.result_type(*dtypes)
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
+for _name, _impl, _dtype, _vjp, _jvp in [
+        ("sum", np.sum, _counting_dtype, _sum_vjp, _sum_jvp),
+        ("max", np.max, promote, _extremum_vjp, _extremum_jvp),
+        ("min", np.min, promote, _extremum_vjp, _extremum_jvp),
+        ("logsumexp", _logsumexp_impl, float_dtype, _logsumexp_vjp, _logsumexp_jvp)]:
+    register(Op(_name, "reduction", 1, _impl, _reduction_shape, _dtype,
                 vjp=_vjp, jvp=_jvp, params=("axis", "keepdims")))
 
 
 def _numel_impl(x, axis):
-    return np.asarray(math.prod(x.shape[a] for a in axis), dtype=x.dtype)
+    return np.asarray(math.prod(x.shape[a] for a in axis), dtype=float_dtype([x.dtype]))
 
 
-register(Op("numel", "meta", 1, _numel_impl, lambda shapes, meet, axis: (), promote,
+register(Op("numel", "meta", 1, _numel_impl, lambda shapes, meet, axis: (), float_dtype,
             params=("axis",), doc="the number of elements along `axis` (for mean); "
                                   "not differentiable: it depends on shapes only"))
 
@@ -411,7 +445,7 @@ register(Op("broadcast_like", "structure", 2,
             lambda g, like: np.broadcast_to(g, np.shape(like)),
             _broadcast_like_shape, lambda dtypes: dtypes[0],
             vjp=lambda F, g, out, x, like: (unbroadcast(F, g, x.shape), None),
-            jvp=lambda F, t, out, x, like: F.broadcast_like(t[0], like),
+            jvp=lambda F, t, out, x, like: F.broadcast_like(t[0], like), shape_only=(1,),
             doc="`g` stretched to the shape of `like` (whose values are not read); "
                 "how a reduction's adjoint reaches a dynamic-shape input"))
 

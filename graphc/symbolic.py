@@ -65,7 +65,11 @@ class FormulaOp(Op):
 
 def _formula_op(name, symbols, expr):
     sp = _sympy()
-    numeric = sp.lambdify(symbols, expr, modules="numpy")
+    try:
+        numeric = sp.lambdify(symbols, expr, modules="numpy")
+    except Exception as exc:        # SymPy's printers raise many kinds of error
+        raise TypeError(f"elementwise {name!r}: the formula {expr} cannot be turned into "
+                        f"NumPy code: {exc}") from exc
 
     def impl(*args):
         with np.errstate(all="ignore"):
@@ -82,11 +86,30 @@ def _formula_op(name, symbols, expr):
     return op
 
 
-def derivative(expr, symbol):
-    """``sympy.diff``, with the distributional parts (DiracDelta, from the derivative of
-    sign or Heaviside) dropped: graphc uses derivatives that hold almost everywhere."""
+def derivative(expr, symbol, name="formula"):
+    """``sympy.diff``, as a derivative that holds almost everywhere: distributional
+    parts (DiracDelta, from sign or Heaviside) are dropped, the step functions floor and
+    ceiling have derivative 0, and ``Mod(a, b)`` is differentiated as
+    ``a - b*floor(a/b)``, i.e. (1, -floor(a/b)).  SymPy leaves those unevaluated; a
+    derivative it still cannot express is a ``TypeError`` naming the op."""
     sp = _sympy()
-    return sp.diff(expr, symbol).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+    steps = (sp.floor, sp.ceiling)
+    expr = expr.replace(sp.Mod, lambda a, b: a - b * sp.floor(a / b))
+    with_steps_frozen = expr.replace(
+        lambda e: isinstance(e, steps),
+        lambda e: sp.Function(f"STEP_{type(e).__name__}")(*e.args))
+    d = sp.diff(with_steps_frozen, symbol)
+    d = d.replace(lambda e: isinstance(e, sp.Derivative)
+                  and e.expr.func.__name__.startswith("STEP_"), lambda e: sp.S.Zero)
+    d = d.replace(lambda e: isinstance(e, sp.Subs), lambda e: e.doit())
+    d = d.replace(lambda e: isinstance(e, sp.core.function.AppliedUndef)
+                  and e.func.__name__.startswith("STEP_"),
+                  lambda e: getattr(sp, e.func.__name__[len("STEP_"):])(*e.args))
+    d = d.replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+    if d.has(sp.Derivative, sp.Subs):
+        raise TypeError(f"elementwise {name!r}: SymPy cannot express the derivative of "
+                        f"{expr} with respect to {symbol}: {d}")
+    return d
 
 
 def _partial_rule(name, symbols, expr, i):
@@ -95,7 +118,7 @@ def _partial_rule(name, symbols, expr, i):
     def derivative_op():
         d_name = f"{name}__d{i}"
         if d_name not in OPS:
-            register(_formula_op(d_name, symbols, derivative(expr, symbols[i])))
+            register(_formula_op(d_name, symbols, derivative(expr, symbols[i], name)))
         return d_name
 
     def rule(F, out, *args):

@@ -106,6 +106,8 @@ def _local_vjp(t, g):
     wanted = [_wants_grad(p) for p in t._parents]
     if op.kind == "elementwise":
         contributions = elementwise_vjp(NUMPY_RULES, op, g, t.data, args, wanted)
+    elif op.vjp is None:
+        return [None] * len(args)
     else:
         contributions = op.vjp(NUMPY_RULES, g, t.data, *args, **params)
     return [c if w else None for c, w in zip(contributions, wanted)]
@@ -123,7 +125,9 @@ def apply(op_name, args, **params):
     out = Tensor.__new__(Tensor)
     out.data = np.asarray(op.impl(*arrays, **params))
     out.grad = None
-    out.requires_grad = op.differentiable and any(_wants_grad(a) for a in args)
+    # Recorded even when the op's derivative is zero (sign, comparisons): backward()
+    # must still reach the leaves behind it and give them zero gradients.
+    out.requires_grad = any(_wants_grad(a) for a in args)
     if out.requires_grad:
         out._op, out._parents, out._params = op, tuple(args), params
     else:

@@ -260,28 +260,60 @@ class GradCheck:
         return "\n".join(rows + [f"{'ok' if self.ok else 'MISMATCH'} (tolerance {self.tolerance:g})"])
 
 
-def check_grad(cost, wrt, point, eps=1e-6, tolerance=1e-5, gradient=None):
+def _working_precision(cost):
+    """The least precise float dtype `cost` is computed in (over the nodes that compute:
+    a float32 input of a float64 computation is only quantised)."""
+    floats = {n.dtype for n in toposort([cost]) if n.args and n.dtype.kind == "f"}
+    return min(floats, key=lambda d: d.itemsize, default=np.dtype(np.float64))
+
+
+#: Default tolerance of check_grad's worst relative error, by the cost's dtype
+#: (float32 central differences carry about 1e-3 of rounding error; as JAX's
+#: check_grads, whose float32 gradient tolerance is 2e-2 — we use 1e-2).
+GRAD_TOLERANCE = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-2}
+
+
+def check_grad(cost, wrt, point, eps=None, tolerance=None, gradient=None):
     """Compare the compiled gradient of `cost` (or `gradient`, a list of graphs to test
-    in its place) with central differences at `point` ({input: value})."""
+    in its place) with central differences at `point` ({input: value}).
+
+    Differences are taken with the step that balances truncation and rounding error
+    of the precision the cost is computed in (its least precise float node),
+    ``eps = machine epsilon ** (1/3)`` (6e-6 for float64, 5e-3 for float32), each step
+    exactly representable in its input's dtype.  A
+    relative error is measured against the larger of the two values, and at least
+    against ``machine epsilon * max(|cost|, 1) / (step * tolerance)``: the rounding
+    error a central difference carries, scaled so that pure rounding noise on an entry
+    near zero counts at most as the tolerance, not as a mismatch."""
     from .function import compile as compile_function
     wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
     inputs = list(point)
     grads = gradient if gradient is not None else grad(cost, wrt)
     fn = compile_function(inputs, [cost] + list(grads))
-    base = [np.array(point[x], dtype=np.float64) for x in inputs]
+    base = [np.array(point[x], dtype=x.dtype) for x in inputs]
     analytic = fn(*base)[1:]
+    precision = _working_precision(cost)
+    if tolerance is None:
+        tolerance = GRAD_TOLERANCE.get(precision, 1e-5)
+    finfo = np.finfo(precision)
+    step = float(finfo.eps) ** (1 / 3) if eps is None else eps
     errors = {}
     for w, a in zip(wrt, analytic):
         i = inputs.index(w)
+        a = np.asarray(a, dtype=np.float64)
         worst = 0.0
         for idx in np.ndindex(np.shape(base[i])):
             plus, minus = [b.copy() for b in base], [b.copy() for b in base]
-            h = eps * max(1.0, abs(float(base[i][idx])))
-            plus[i][idx] += h
-            minus[i][idx] -= h
-            numeric = (float(fn(*plus)[0]) - float(fn(*minus)[0])) / (2 * h)
-            got = float(np.asarray(a)[idx])
-            worst = max(worst, abs(got - numeric) / max(1e-8, abs(got), abs(numeric)))
+            x = base[i][idx]
+            h = w.dtype.type(step * max(1.0, abs(float(x))))
+            plus[i][idx], minus[i][idx] = x + h, x - h
+            width = float(plus[i][idx]) - float(minus[i][idx])     # the step as rounded
+            f_plus, f_minus = float(fn(*plus)[0]), float(fn(*minus)[0])
+            numeric = (f_plus - f_minus) / width
+            noise = float(finfo.eps) * max(abs(f_plus), abs(f_minus), 1.0) / width
+            floor = max(noise / tolerance, 1e-300)
+            got = float(a[idx])
+            worst = max(worst, abs(got - numeric) / max(floor, abs(got), abs(numeric)))
         errors[w.name] = worst
     return GradCheck(errors, tolerance)
 

@@ -122,17 +122,23 @@ class KernelWriter:
 
     def _view(self, node, target, comment):
         names = self.names
+        if node.op not in ("transpose", "reshape", "expand_dims"):
+            raise NotImplementedError(f"graphc cannot compile op {node.op!r}: it has no "
+                                      "lowering")
         (x,) = node.args
         xv = names.value(x)
         out_shape = names.shape(self.plan.shapes[node])
-        if x.shape == ():
-            self.emit(f"{target} = np.full({out_shape}, {xv}, dtype=np.{node.dtype.name}){comment}")
+        if node.shape == ():          # scalars are plain numbers in a kernel
+            expr = xv if x.shape == () else f"{xv}[{', '.join('0' * x.ndim)}]"
+        elif x.shape == ():
+            expr = f"np.full({out_shape}, {xv}, dtype=np.{node.dtype.name})"
         elif node.op == "transpose":
             axes = node.kwargs["axes"]
-            expr = f"{xv}.T" if len(axes) == 2 else f"np.transpose({xv}, {axes})"
-            self.emit(f"{target} = {expr}{comment}")
+            expr = (xv if axes == tuple(range(len(axes))) else
+                    f"{xv}.T" if axes == (1, 0) else f"np.transpose({xv}, {axes})")
         else:      # reshape, expand_dims: a view of a contiguous array
-            self.emit(f"{target} = np.ascontiguousarray({xv}).reshape({out_shape}){comment}")
+            expr = f"np.ascontiguousarray({xv}).reshape({out_shape})"
+        self.emit(f"{target} = {expr}{comment}")
 
     # -- loops ----------------------------------------------------------------
     def loop(self, loop):
@@ -144,7 +150,7 @@ class KernelWriter:
             if m in plan.stored:
                 self._allocate(m, "np.empty({shape}, dtype=np.{dtype})")
         for r in loop.sinks:
-            init = {"sum": "0.0", "max": "-np.inf", "min": "np.inf"}[r.op]
+            init = _accumulator_start(r)
             if plan.shapes[r] == ():
                 self.emit(f"{names.value(r)} = {init}")
             else:
@@ -293,6 +299,20 @@ class KernelWriter:
                 self.loop(st)
             else:
                 self.step(st)
+
+
+def _accumulator_start(r):
+    """A reduction's starting value, a literal of its dtype: the identity of sum, the
+    least (max) or greatest (min) value."""
+    kind = r.dtype.kind
+    if r.op == "sum":
+        return "0.0" if kind == "f" else "0"
+    if kind == "f":
+        return "-np.inf" if r.op == "max" else "np.inf"
+    if kind == "b":
+        return "False" if r.op == "max" else "True"
+    info = np.iinfo(r.dtype)
+    return str(info.min if r.op == "max" else info.max)
 
 
 def output_expr(node, names, seen):

@@ -64,9 +64,19 @@ def optimized_body(loop, needed, arg_code):
     """Lines computing the `needed` members of `loop`, or None to keep the plain body.
 
     `arg_code(node)` gives the scalar variable holding an argument from outside the
-    loop (emitting its load).  Returns (lines, {member: variable})."""
+    loop (emitting its load).  Returns (lines, {member: variable}).  SymPy is an
+    optimisation here, never a requirement: if it fails in any way (unevaluated
+    expressions reach corners of SymPy that raise, e.g. ZeroDivisionError inside
+    ``as_numer_denom``), the plain body is used."""
     if len(loop.members) > MAX_MEMBERS or not needed:
         return None
+    try:
+        return _cse_body(loop, needed, arg_code)
+    except Exception:           # noqa: BLE001 - any SymPy failure means "no gain"
+        return None
+
+
+def _cse_body(loop, needed, arg_code):
     sp = _sympy()
     members = set(loop.members)
     symbol_of, expr_of, plain_cost = {}, {}, 0.0

@@ -17,6 +17,8 @@ from ..passes import rewrite
 def _lower(node, args):
     if node.op == "logsumexp":
         (x,) = args
+        if x.dtype != node.dtype:           # bool or integer data: computed in float
+            x = api.astype(x, node.dtype)
         axis, keepdims = node.kwargs["axis"], node.kwargs["keepdims"]
         m = api.max(x, axis=axis, keepdims=True)
         if not keepdims:    # summing over the size-1 axes of m drops them
@@ -27,7 +29,7 @@ def _lower(node, args):
         if all(isinstance(d, int) for d in dims):
             return const(float(math.prod(dims)), node.dtype)
     if node.op in ("sum", "max", "min") and not node.kwargs["axis"]:
-        return args[0]
+        return args[0] if args[0].dtype == node.dtype else api.astype(args[0], node.dtype)
     return None
 
 

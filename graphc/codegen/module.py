@@ -47,7 +47,7 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
         *[f"    {line}" for line in doc_outputs],
         '"""',
         "",
-        "import base64",
+        *(["import base64"] if const_lines or "base64." in kernel else []),
         "import math",
         "",
         "import numba",

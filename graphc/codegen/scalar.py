@@ -101,7 +101,10 @@ def cheapest_form(expr):
     import sympy
     if sympy.count_ops(expr) > SIMPLIFY_BUDGET:
         return expr
-    simpler = _within(SIMPLIFY_SECONDS, lambda: sympy.simplify(expr))
+    try:
+        simpler = _within(SIMPLIFY_SECONDS, lambda: sympy.simplify(expr))
+    except Exception:           # noqa: BLE001 - a failed simplification is no gain
+        return expr
     return simpler if simpler is not None and cost(simpler) < cost(expr) else expr
 
 
