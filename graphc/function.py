@@ -246,7 +246,7 @@ def _import_source(key, source):
         source = Path(module.__file__).read_text(encoding="utf-8")
     else:
         module, source = cache.store_and_import(
-            key, lambda cached: _NUMBA_CACHE_FLAG.sub(f"@numba.njit(cache={cached}", source))
+            key, lambda cache: _NUMBA_CACHE_FLAG.sub(f"@numba.njit(cache={cache}", source))
     runtime.link(module)
     return module, source
 

@@ -25,7 +25,7 @@ def session(client=None, n_workers=None):
         return
     n = n_workers or os.cpu_count() or 1
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as embedded:
         yield embedded
 
