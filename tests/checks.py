@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import graphc as gc
+from graphc.graph import toposort
 from graphc import tape
 
 
@@ -74,3 +75,239 @@ def check_against_finite_differences(build, values, name, rtol=1e-5, atol=1e-7, 
     expected = sum(float(np.sum(a * d)) for a, d in zip(analytic, directions))
     assert_close(gc.evaluate(tangent, feed), expected, f"{name}: jvp vs <grad, v>", 1e-8, 1e-10)
     return inputs, cost, grads, value, analytic
+
+
+# ---------------------------------------------------------------------------------
+# Bundles: many small graphs compiled as ONE Function.  A Numba compilation costs about
+# a second per Function plus a little per statement, so dozens of separate compiles
+# cost minutes; one bundle per optimisation level costs seconds.  A graph that fails to
+# build is recorded against its own key only; a bundle that fails to compile is split
+# in halves until the failing keys are isolated (so one bad case cannot hide the others,
+# and a case that fails only together with others is reported as such).
+# ---------------------------------------------------------------------------------
+
+class Bundle:
+    def __init__(self, name):
+        self.name = name
+        self.entries = {}        # key -> (inputs, values, outputs)
+        self.build_errors = {}   # key -> exception raised while building its graphs
+        self.order = []
+        self._compiled = {}      # level -> {key: list of values | exception}
+        self._reference = None
+
+    def add(self, key, make):
+        """`make()` returns (inputs, values, outputs); inputs may be shared between keys."""
+        assert key not in self.entries and key not in self.build_errors, key
+        try:
+            inputs, values, outputs = make()
+            self.entries[key] = (list(inputs), list(values), list(outputs))
+            self.order.append(key)
+        except Exception as exc:            # reported by the key's own test
+            self.build_errors[key] = exc
+
+    def __len__(self):
+        return len(self.order)
+
+    def graphs(self):
+        """Every output of every entry (for op-coverage checks)."""
+        return [o for k in self.order for o in self.entries[k][2]]
+
+    def reference(self):
+        """The reference interpreter's values for every key (or its exception)."""
+        if self._reference is None:
+            self._reference = {}
+            for k in self.order:
+                inputs, values, outputs = self.entries[k]
+                try:
+                    self._reference[k] = list(gc.evaluate(outputs, dict(zip(inputs, values))))
+                except Exception as exc:
+                    self._reference[k] = exc
+        return self._reference
+
+    def compiled(self, level):
+        if level not in self._compiled:
+            results = {}
+            self._run(self.order, level, results)
+            self._compiled[level] = results
+        return self._compiled[level]
+
+    def _run(self, keys, level, results):
+        inputs, feeds, outputs, spans = [], [], [], []
+        seen = set()
+        for k in keys:
+            ins, vals, outs = self.entries[k]
+            for x, v in zip(ins, vals):
+                if x not in seen:
+                    seen.add(x)
+                    inputs.append(x)
+                    feeds.append(v)
+            spans.append((k, len(outputs), len(outputs) + len(outs)))
+            outputs += outs
+        try:
+            got = gc.compile(inputs, outputs, optimize=level)(*feeds)
+        except Exception as exc:
+            if len(keys) == 1:
+                results[keys[0]] = exc
+                return
+            half = len(keys) // 2
+            self._run(keys[:half], level, results)
+            self._run(keys[half:], level, results)
+            if not any(isinstance(results[k], Exception) for k in keys):
+                for k in keys:     # each half works, the whole does not: a bug too
+                    results[k] = RuntimeError(
+                        f"{len(keys)} graphs fail to compile or run together, though each "
+                        f"half works: {type(exc).__name__}: {exc}")
+            return
+        for k, lo, hi in spans:
+            results[k] = list(got[lo:hi])
+
+    def result(self, key, level=None):
+        """(got, want) for a key: compiled at `level` (or None: the interpreter only);
+        raises the build, interpreter or compile error recorded for it."""
+        if key in self.build_errors:
+            raise AssertionError(f"{self.name} {key!r}: building the graphs failed: "
+                                 f"{type(self.build_errors[key]).__name__}: "
+                                 f"{self.build_errors[key]}") from self.build_errors[key]
+        want = self.reference()[key]
+        if isinstance(want, Exception):
+            raise AssertionError(f"{self.name} {key!r}: gc.evaluate failed: "
+                                 f"{type(want).__name__}: {want}") from want
+        if level is None:
+            return None, want
+        got = self.compiled(level)[key]
+        if isinstance(got, Exception):
+            raise AssertionError(f"{self.name} {key!r}: compiling at optimize={level!r} "
+                                 f"failed: {type(got).__name__}: {got}") from got
+        return got, want
+
+
+def assert_same(got, want, what, rtol=1e-11, atol=1e-12):
+    """Compiled against interpreted values: same shape, same kind of dtype (bool stays
+    bool, a float result stays float), close values, and a NaN counts as a mismatch
+    (two backends agreeing on NaN where the math is finite is still a bug)."""
+    g, w = np.asarray(got), np.asarray(want)
+    assert g.shape == w.shape, f"{what}: shape {g.shape} != {w.shape}"
+    assert (g.dtype.kind == "b") == (w.dtype.kind == "b"), f"{what}: dtype {g.dtype} vs {w.dtype}"
+    np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol,
+                               atol=atol, equal_nan=False, err_msg=what)
+
+
+def ops_in(outputs):
+    return {n.op for n in toposort(list(outputs))}
+
+
+def builtin_ops():
+    """The op table's own ops: not input/const, not derivative ops ("__d"), and not the
+    ops other tests define with gc.elementwise while the suite runs."""
+    from graphc.ops import OPS
+    from graphc.symbolic import FormulaOp
+    return {name for name, op in OPS.items()
+            if "__d" not in name and name not in ("input", "const")
+            and not isinstance(op, FormulaOp)}
+
+
+_shared: dict = {}
+
+
+def shared_bundle(name, fill):
+    """One Bundle per name for the whole session (test files share compilations)."""
+    if name not in _shared:
+        bundle = Bundle(name)
+        fill(bundle)
+        _shared[name] = bundle
+    return _shared[name]
+
+
+# ---------------------------------------------------------------------------------
+# Directional derivatives, orders 1 and 2 (autograd's check_vjp/check_jvp, JAX's
+# check_grads): for out = f(x), a random output weight u and input direction v,
+#   order 1: <u, J v> by jvp (forward mode), by vjp (grad of sum(out * u), dotted
+#            with v) and by central differences of sum(u * f(x + h v));
+#   order 2: the Hessian-vector product H v of c(x) = sum(out * u) by reverse over
+#            reverse (grad of <grad c, v>), forward over reverse (jvp of grad c) and
+#            reverse over forward (grad of <u, J v>), against central differences of
+#            grad c along v.
+# u and v are inputs, not constants, so no pass can fold them away.
+# ---------------------------------------------------------------------------------
+
+class Directional:
+    def __init__(self, build, values, prefix, seed=0):
+        rng = np.random.default_rng(seed)
+        self.build_fn = build
+        self.values = [np.asarray(v, dtype=np.float64) for v in values]
+        self.xs = [gc.tensor(f"{prefix}x{i}", v.shape) for i, v in enumerate(self.values)]
+        self.out = build(*self.xs)
+        self.u_value = rng.standard_normal(self.out.shape)
+        self.v_values = [rng.standard_normal(v.shape) for v in self.values]
+        self.u = gc.tensor(f"{prefix}u", self.out.shape)
+        self.vs = [gc.tensor(f"{prefix}v{i}", v.shape) for i, v in enumerate(self.values)]
+        self.cost = gc.sum(self.out * self.u)
+        self.grads = gc.grad(self.cost, self.xs)
+        self.vjp_dot = _dot_all(self.grads, self.vs)
+        self._jvp_dot = None
+
+    @property
+    def inputs(self):
+        return self.xs + [self.u] + self.vs
+
+    @property
+    def feeds(self):
+        return self.values + [self.u_value] + self.v_values
+
+    @property
+    def jvp_dot(self):
+        if self._jvp_dot is None:
+            (t,) = gc.jvp([self.out], self.xs, self.vs)
+            self._jvp_dot = gc.sum(t * self.u)
+        return self._jvp_dot
+
+    def order1(self):
+        """[<u, J v> by jvp, <u, J v> by vjp, sum(out * u)]"""
+        return [self.jvp_dot, self.vjp_dot, self.cost]
+
+    def order2(self):
+        """H v three ways: reverse-over-reverse, forward-over-reverse, reverse-over-forward
+        (each a list over the inputs, concatenated)."""
+        rr = gc.grad(self.vjp_dot, self.xs)
+        fr = gc.jvp(self.grads, self.xs, self.vs)
+        rf = gc.grad(self.jvp_dot, self.xs)
+        return rr + fr + rf
+
+    def shifted(self, h):
+        return dict(zip(self.inputs, [x + h * v for x, v in zip(self.values, self.v_values)]
+                        + [self.u_value] + self.v_values))
+
+    def fd_directional(self, h=1e-5):
+        """Central differences of sum(u * f(x + t v)) at t = 0."""
+        plus = float(gc.evaluate(self.cost, self.shifted(h)))
+        minus = float(gc.evaluate(self.cost, self.shifted(-h)))
+        return (plus - minus) / (2 * h)
+
+    def fd_hvp(self, h=1e-5):
+        """Central differences of grad c along v."""
+        plus = gc.evaluate(self.grads, self.shifted(h))
+        minus = gc.evaluate(self.grads, self.shifted(-h))
+        return [(p - m) / (2 * h) for p, m in zip(plus, minus)]
+
+    def on_tape(self):
+        """The tape's reverse mode from the output, seeded with u: (out, grads).  The
+        tape's contract: every leaf has a gradient of its shape after backward()."""
+        ts = [tape.Tensor(v.copy(), requires_grad=True) for v in self.values]
+        out = self.build_fn(*ts)
+        out.backward(self.u_value)
+        for i, t in enumerate(ts):
+            assert t.grad is not None, f"tape: leaf {i} has .grad None after backward()"
+            assert t.grad.shape == t.shape, f"tape: leaf {i} grad shape {t.grad.shape}"
+        return out.data, [t.grad for t in ts]
+
+
+def _dot_all(xs, ys):
+    total = None
+    for x, y in zip(xs, ys):
+        term = gc.sum(x * y)
+        total = term if total is None else total + term
+    return total
+
+
+def _dot_values(xs, ys):
+    return float(sum(np.sum(np.asarray(x, np.float64) * y) for x, y in zip(xs, ys)))
