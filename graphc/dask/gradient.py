@@ -3,7 +3,7 @@
 The graph that ``value_and_grad`` builds: one task holding the Function and the
 parameters (so each worker receives them once per call, not once per chunk), one task
 per row chunk calling the Function on that chunk, and a tree of additions (fan-in
-`split_every`) that ends in a single result.  Only that result travels back to the
+`split_every`) whose root also makes the result.  Only that result travels back to the
 client; if any task fails, the call raises, and no partial sum is ever returned."""
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def gradient_graph(fn, data, params, reduce="sum", split_every=8):
              if size > 0]
     if not parts:
         raise ValueError("graphc.dask: the data have no rows")
-    while len(parts) > 1:
+    while len(parts) > split_every:
         parts = [dask.delayed(reduction.add, pure=False)(*parts[i:i + split_every])
                  for i in range(0, len(parts), split_every)]
     dtypes = [o.dtype for o in fn.outputs]
-    return dask.delayed(_finish, pure=False)(parts[0], reduce, dtypes)
+    return dask.delayed(_finish, pure=False)(reduce, dtypes, *parts)
 
 
 def check_call(fn, data, params):
@@ -112,6 +112,7 @@ def _chunk(shared, reduce, *blocks):
     return reduction.partial(len(blocks[0]), fn(*blocks, *params), reduce)
 
 
-def _finish(total, reduce, dtypes):
-    value, *grads = reduction.finish(total, reduce, dtypes)
+def _finish(reduce, dtypes, *parts):
+    """The root of the tree: the last addition and the result, in one task."""
+    value, *grads = reduction.finish(reduction.add(*parts), reduce, dtypes)
     return value, grads
