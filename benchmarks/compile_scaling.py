@@ -25,7 +25,7 @@ os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-scalin
 import numpy as np  # noqa: E402
 
 import graphc as gc  # noqa: E402
-from graphc.codegen.lower import lower  # noqa: E402
+from graphc.passes.lower import lower  # noqa: E402
 from graphc.graph import toposort  # noqa: E402
 from graphc.passes import optimize  # noqa: E402
 

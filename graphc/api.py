@@ -16,6 +16,7 @@ from .ops import OPS
 from .shapes import ShapeError, check_shape_arg, format_shape, normalize_axes
 
 _tape = None        # graphc.tape registers itself here when it is imported
+const = graph.const
 
 
 def register_tape(module):

@@ -19,11 +19,11 @@ import numpy as np
 from .api import astype
 from .codegen import cache, interp, runtime
 from .codegen.emit import Names, kernel_source
-from .codegen.lower import lower
 from .codegen.module import module_source
 from .codegen.schedule import schedule
 from .graph import Expr, expr_list, inputs_of, tensor, toposort
 from .passes import optimize
+from .passes.lower import lower
 from .shapes import format_shape
 from .signature import Signature, checker_source
 

@@ -31,19 +31,26 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special as _special
 
+from .lowering import Call, Lowering, PerElement, Reduce, Rewrite, Size, View
 from .shapes import ShapeError, broadcast_shapes, format_shape
 
 OPS: dict[str, Op] = {}
 
 
-@dataclass(eq=False, frozen=True)
+def promote(dtypes, **_):
+    """NumPy promotion over the argument dtypes (bool arguments act as numbers)."""
+    return np.result_type(*dtypes)
+
+
+@dataclass(eq=False, frozen=True, kw_only=True)
 class Op:
     name: str
     kind: str                      # "elementwise" | "reduction" | "structure" | "linalg" | "meta"
     arity: int
     impl: Callable
-    shape: Callable | None = None
-    dtype: Callable | None = None
+    shape: Callable
+    dtype: Callable = promote      # NumPy promotion of the argument dtypes
+    lowering: Lowering | None = None   # how it compiles (graphc.lowering); None: it cannot
     sym: Callable | None = None
     code: str | None = None
     helper: str | None = None      # source of a scalar function `code` calls (branches
@@ -74,11 +81,6 @@ class Op:
         return self.vjp is not None and i not in self.shape_only
 
 
-def promote(dtypes, **_):
-    """NumPy promotion over the argument dtypes (bool arguments act as numbers)."""
-    return np.result_type(*dtypes)
-
-
 def _bool_dtype(dtypes, **_):
     return np.dtype(bool)
 
@@ -100,8 +102,9 @@ def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc=""
                    code_sym="sym"):
     """Register an elementwise op.  `code_sym` defaults to `sym`: pass None when the
     SymPy form would not compute the same as `code` (NaN handling), or a stable form."""
-    return register(Op(name, "elementwise", arity, impl, _elementwise_shape(name),
-                       dtype, sym, code, helper, partials, doc=doc,
+    return register(Op(name=name, kind="elementwise", arity=arity, impl=impl,
+                       shape=_elementwise_shape(name), dtype=dtype, lowering=PerElement(),
+                       sym=sym, code=code, helper=helper, partials=partials, doc=doc,
                        code_sym=sym if code_sym == "sym" else code_sym))
 
 
@@ -249,7 +252,8 @@ def _astype_impl(x, dtype):
     return np.asarray(x).astype(dtype, copy=False)
 
 
-register(Op("astype", "elementwise", 1, _astype_impl, _elementwise_shape("astype"),
+register(Op(name="astype", kind="elementwise", arity=1, impl=_astype_impl,
+            shape=_elementwise_shape("astype"), lowering=PerElement(identity=True),
             dtype=lambda dtypes, dtype: np.dtype(dtype), sym=lambda sp, x: x, code="{0}",
             partials=(lambda F, out, x: 1,), params=("dtype",),
             doc="conversion to another float dtype"))
@@ -337,20 +341,36 @@ def float_dtype(dtypes, **_):
     return dt if dt.kind == "f" else np.dtype(np.float64)
 
 
-for _name, _impl, _dtype, _vjp, _jvp in [
-        ("sum", np.sum, _counting_dtype, _sum_vjp, _sum_jvp),
-        ("max", np.max, promote, _extremum_vjp, _extremum_jvp),
-        ("min", np.min, promote, _extremum_vjp, _extremum_jvp),
-        ("logsumexp", _logsumexp_impl, float_dtype, _logsumexp_vjp, _logsumexp_jvp)]:
-    register(Op(_name, "reduction", 1, _impl, _reduction_shape, _dtype,
-                vjp=_vjp, jvp=_jvp, params=("axis", "keepdims")))
+def _logsumexp_lowering(F, node, args):
+    """max, then sum(exp(x - max)) and log: two reductions the loop fuser knows, and
+    the numerically stable form.  Bool or integer data is computed in float."""
+    (x,) = args
+    if x.dtype != node.dtype:
+        x = F.astype(x, node.dtype)
+    axis, keepdims = node.kwargs["axis"], node.kwargs["keepdims"]
+    m = F.max(x, axis=axis, keepdims=True)
+    if not keepdims:    # summing over the size-1 axes of m drops them
+        return F.log(F.sum(F.exp(x - m), axis=axis)) + F.sum(m, axis=axis)
+    return F.log(F.sum(F.exp(x - m), axis=axis, keepdims=True)) + m
+
+
+for _name, _impl, _dtype, _lowering, _vjp, _jvp in [
+        ("sum", np.sum, _counting_dtype, Reduce("sum"), _sum_vjp, _sum_jvp),
+        ("max", np.max, promote, Reduce("max"), _extremum_vjp, _extremum_jvp),
+        ("min", np.min, promote, Reduce("min"), _extremum_vjp, _extremum_jvp),
+        ("logsumexp", _logsumexp_impl, float_dtype, Rewrite(_logsumexp_lowering),
+         _logsumexp_vjp, _logsumexp_jvp)]:
+    register(Op(name=_name, kind="reduction", arity=1, impl=_impl, shape=_reduction_shape,
+                dtype=_dtype, lowering=_lowering, vjp=_vjp, jvp=_jvp,
+                params=("axis", "keepdims")))
 
 
 def _numel_impl(x, axis):
     return np.asarray(math.prod(x.shape[a] for a in axis), dtype=float_dtype([x.dtype]))
 
 
-register(Op("numel", "meta", 1, _numel_impl, lambda shapes, meet, axis: (), float_dtype,
+register(Op(name="numel", kind="meta", arity=1, impl=_numel_impl,
+            shape=lambda shapes, meet, axis: (), dtype=float_dtype, lowering=Size(),
             params=("axis",), doc="the number of elements along `axis` (for mean); "
                                   "not differentiable: it depends on shapes only"))
 
@@ -363,8 +383,21 @@ def _transpose_shape(shapes, meet, axes):
     return tuple(shapes[0][a] for a in axes)
 
 
-register(Op("transpose", "structure", 1, lambda x, axes: np.transpose(x, axes),
-            _transpose_shape, promote, params=("axes",),
+def _transpose_code(x, node, out_shape):
+    axes = node.kwargs["axes"]
+    if axes == tuple(range(len(axes))):
+        return x
+    return f"{x}.T" if axes == (1, 0) else f"np.transpose({x}, {axes})"
+
+
+def _reshape_code(x, node, out_shape):
+    """A view of the array, made contiguous first if it is not (a transpose's view)."""
+    return f"np.ascontiguousarray({x}).reshape({out_shape})"
+
+
+register(Op(name="transpose", kind="structure", arity=1,
+            impl=lambda x, axes: np.transpose(x, axes), shape=_transpose_shape,
+            lowering=View(_transpose_code, transparent=False), params=("axes",),
             vjp=lambda F, g, out, x, axes: (F.transpose(g, axes=tuple(int(i) for i in np.argsort(axes))),),
             jvp=lambda F, t, out, x, axes: F.transpose(t[0], axes=axes)))
 
@@ -374,8 +407,9 @@ def _reshape_shape(shapes, meet, shape):
     return tuple(shapes[0][0] if d is None else d for d in shape)
 
 
-register(Op("reshape", "structure", 1, lambda x, shape: np.reshape(x, _concrete(shape, x)),
-            _reshape_shape, promote, params=("shape",),
+register(Op(name="reshape", kind="structure", arity=1,
+            impl=lambda x, shape: np.reshape(x, _concrete(shape, x)), shape=_reshape_shape,
+            lowering=View(_reshape_code), params=("shape",),
             vjp=lambda F, g, out, x, shape: (F.reshape(g, x.shape),),
             jvp=lambda F, t, out, x, shape: F.reshape(t[0], shape)))
 
@@ -392,8 +426,9 @@ def _expand_dims_shape(shapes, meet, axis):
     return tuple(shape)
 
 
-register(Op("expand_dims", "structure", 1, lambda x, axis: np.expand_dims(x, axis),
-            _expand_dims_shape, promote, params=("axis",),
+register(Op(name="expand_dims", kind="structure", arity=1,
+            impl=lambda x, axis: np.expand_dims(x, axis), shape=_expand_dims_shape,
+            lowering=View(_reshape_code), params=("axis",),
             vjp=lambda F, g, out, x, axis: (F.sum(g, axis=axis, keepdims=False),),
             jvp=lambda F, t, out, x, axis: F.expand_dims(t[0], axis=axis)))
 
@@ -421,9 +456,9 @@ def _broadcast_to_shape(shapes, meet, shape):
     return out
 
 
-register(Op("broadcast_to", "structure", 1,
-            lambda x, shape: np.broadcast_to(x, _concrete_like(shape, x)),
-            _broadcast_to_shape, promote, params=("shape",),
+register(Op(name="broadcast_to", kind="structure", arity=1,
+            impl=lambda x, shape: np.broadcast_to(x, _concrete_like(shape, x)),
+            shape=_broadcast_to_shape, lowering=PerElement(identity=True), params=("shape",),
             vjp=lambda F, g, out, x, shape: (unbroadcast(F, g, x.shape),),
             jvp=lambda F, t, out, x, shape: F.broadcast_to(t[0], shape)))
 
@@ -441,9 +476,10 @@ def _broadcast_like_shape(shapes, meet, **_):
     return like if out == tuple(like) else out
 
 
-register(Op("broadcast_like", "structure", 2,
-            lambda g, like: np.broadcast_to(g, np.shape(like)),
-            _broadcast_like_shape, lambda dtypes: dtypes[0],
+register(Op(name="broadcast_like", kind="structure", arity=2,
+            impl=lambda g, like: np.broadcast_to(g, np.shape(like)),
+            shape=_broadcast_like_shape, dtype=lambda dtypes: dtypes[0],
+            lowering=PerElement(reads=(0,), identity=True),
             vjp=lambda F, g, out, x, like: (unbroadcast(F, g, x.shape), None),
             jvp=lambda F, t, out, x, like: F.broadcast_like(t[0], like), shape_only=(1,),
             doc="`g` stretched to the shape of `like` (whose values are not read); "
@@ -484,5 +520,5 @@ def _matmul_jvp(F, tangents, out, a, b):
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
-register(Op("matmul", "linalg", 2, np.matmul, _matmul_shape, promote,
-            vjp=_matmul_vjp, jvp=_matmul_jvp))
+register(Op(name="matmul", kind="linalg", arity=2, impl=np.matmul, shape=_matmul_shape,
+            lowering=Call("_dot", cast_operands=True), vjp=_matmul_vjp, jvp=_matmul_jvp))

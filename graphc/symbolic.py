@@ -10,7 +10,8 @@ import inspect
 
 import numpy as np
 
-from .ops import OPS, Op, _elementwise_shape, promote, register
+from .lowering import PerElement, View
+from .ops import OPS, Op, _elementwise_shape, register
 
 
 def _sympy():
@@ -79,7 +80,8 @@ def _formula_op(name, symbols, expr):
                                np.broadcast_shapes(*[np.shape(a) for a in args]))
 
     partials = tuple(_partial_rule(name, symbols, expr, i) for i in range(len(symbols)))
-    op = FormulaOp(name, "elementwise", len(symbols), impl, _elementwise_shape(name), promote,
+    op = FormulaOp(name=name, kind="elementwise", arity=len(symbols), impl=impl,
+                   shape=_elementwise_shape(name), lowering=PerElement(),
                    sym=lambda sp_, *xs: expr.subs(dict(zip(symbols, xs)), simultaneous=True),
                    partials=partials, doc=f"{name}: {expr}")
     object.__setattr__(op, "formula", (symbols, expr))
@@ -126,8 +128,11 @@ def _partial_rule(name, symbols, expr, i):
     return rule
 
 
-#: Ops that only move or stretch values: in a formula they are their argument.
-_TRANSPARENT = {"broadcast_like", "broadcast_to", "expand_dims", "reshape", "astype"}
+def _transparent(op):
+    """Ops that only move or stretch values: in a formula they are their argument."""
+    lowering = op.lowering
+    return ((isinstance(lowering, PerElement) and lowering.identity)
+            or (isinstance(lowering, View) and lowering.transparent))
 
 
 def to_sympy(expr, names=None, shared=False):
@@ -153,7 +158,7 @@ def to_sympy(expr, names=None, shared=False):
         elif node.is_const:
             values[node] = (sp.nsimplify(float(node.value)) if node.shape == ()
                             else sp.Symbol(f"const{list(node.shape)}"))
-        elif node.op in _TRANSPARENT:
+        elif _transparent(OPS[node.op]):
             values[node] = values[node.args[0]]
         else:
             op = OPS[node.op]

@@ -10,12 +10,15 @@ import re
 
 import numpy as np
 
+from ..lowering import Call, ObjMode, PerElement, Size, View
 from ..ops import OPS
+from ..shapes import format_shape
 from .loopbody import optimized_body
+from .linking import op_functions_placeholder
+from .linking import placeholder as runtime_placeholder
 from .runtime import definitions as runtime_definitions
-from .runtime import placeholder as runtime_placeholder
 from .scalar import helper, scalar_code
-from .schedule import Loop, Step, value_args
+from .schedule import Loop, Step, lowering_of, value_args
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
 _GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
@@ -84,6 +87,7 @@ class KernelWriter:
         self.parallel, self.check_finite = parallel, check_finite
         self.sympy_loops = sympy_loops and not check_finite
         self.checked = {}          # node index -> node, for the NaN/Inf report
+        self.linked = {}           # module global -> op whose implementation it is
         self.lines = []
         self.backward_start = None
 
@@ -95,36 +99,65 @@ class KernelWriter:
         node, names = st.node, self.names
         target = names.value(node)
         comment = f"  # {_describe(node, names)}"
-        if st.kind == "scalar":
-            args = [names.value(a) for a in node.args]
-            code = scalar_code(node, args) if OPS[node.op].kind == "elementwise" else args[0]
+        lowering = st.lowering
+        if isinstance(lowering, PerElement):        # a scalar: plain numbers in a kernel
+            args = [names.value(a) for a in lowering.value_args(node)]
+            code = args[0] if lowering.identity else scalar_code(node, args)
             self.emit(f"{target} = {code}{comment}")
             self._finite_check(node, target, scalar=True)
-        elif st.kind == "matmul":
-            a, b = node.args
-            av, bv = self._dot_operand(a, node.dtype), self._dot_operand(b, node.dtype)
-            self.emit(f"{target} = _dot({av}, {bv}){comment}")
+        elif isinstance(lowering, Call):
+            args = [self._call_operand(a, node.dtype, lowering) for a in node.args]
+            self.emit(f"{target} = {self._function(node, lowering)}({', '.join(args)}){comment}")
+            self._check_result(node, target)
             self._finite_check(node, target, scalar=node.shape == ())
-        elif st.kind == "numel":
+        elif isinstance(lowering, ObjMode):
+            self._objmode_call(node, target, comment)
+            self._finite_check(node, target, scalar=node.shape == ())
+        elif isinstance(lowering, Size):
             x = node.args[0]
             dims = [names.dim(self.plan.shapes[x][a]) for a in node.kwargs["axis"]]
             self.emit(f"{target} = float({' * '.join(dims) or '1'}){comment}")
+        elif isinstance(lowering, View):
+            self._view(node, lowering, target, comment)
         else:
-            self._view(node, target, comment)
+            raise NotImplementedError(f"graphc cannot compile op {node.op!r}: its lowering "
+                                      f"{type(lowering).__name__} is not a statement")
 
-    def _dot_operand(self, a, dtype):
+    def _call_operand(self, a, dtype, lowering):
         name = self.names.value(a)
-        if a.shape == ():
-            return name
-        if a.dtype != dtype:
+        if lowering.cast_operands and a.shape != () and a.dtype != dtype:
             return f"{name}.astype(np.{dtype.name})"
         return name
 
-    def _view(self, node, target, comment):
+    def _function(self, node, lowering):
+        """The name a Call statement calls: a shared-runtime function (``_dot``), or a
+        custom op's own implementation, linked into the module after import."""
+        if lowering.function:
+            return lowering.function
+        return self.linked.setdefault(f"_op_{node.op}", node.op)
+
+    def _objmode_call(self, node, target, comment):
+        """The op's NumPy implementation, called in object mode; it checks its result's
+        shape and dtype (the op table's impl does, on every backend)."""
         names = self.names
-        if node.op not in ("transpose", "reshape", "expand_dims"):
-            raise NotImplementedError(f"graphc cannot compile op {node.op!r}: it has no "
-                                      "lowering")
+        fn = self.linked.setdefault(f"_op_{node.op}", node.op)
+        args = ", ".join(names.value(a) for a in node.args)
+        self.emit(f"with numba.objmode({target}={_numba_type(node)!r}):{comment}")
+        self.emit(f"{target} = {fn}({args})", depth=2)
+
+    def _check_result(self, node, target):
+        """A custom implementation's result must have the shape the op's shape rule
+        gave: checked in compiled code, so a wrong one is an error, never a bad read."""
+        if OPS[node.op].kind != "custom" or node.shape == ():
+            return
+        shape = self.names.shape(self.plan.shapes[node])
+        self.emit(f"if {target}.shape != {shape}:")
+        self.emit(f"raise ValueError('custom op {node.op!r}: its Numba implementation "
+                  f"returned an array of the wrong shape (expected {format_shape(node.shape)})')",
+                  depth=2)
+
+    def _view(self, node, lowering, target, comment):
+        names = self.names
         (x,) = node.args
         xv = names.value(x)
         out_shape = names.shape(self.plan.shapes[node])
@@ -132,12 +165,8 @@ class KernelWriter:
             expr = xv if x.shape == () else f"{xv}[{', '.join('0' * x.ndim)}]"
         elif x.shape == ():
             expr = f"np.full({out_shape}, {xv}, dtype=np.{node.dtype.name})"
-        elif node.op == "transpose":
-            axes = node.kwargs["axes"]
-            expr = (xv if axes == tuple(range(len(axes))) else
-                    f"{xv}.T" if axes == (1, 0) else f"np.transpose({xv}, {axes})")
-        else:      # reshape, expand_dims: a view of a contiguous array
-            expr = f"np.ascontiguousarray({xv}).reshape({out_shape})"
+        else:
+            expr = lowering.code(xv, node, out_shape)
         self.emit(f"{target} = {expr}{comment}")
 
     # -- loops ----------------------------------------------------------------
@@ -150,7 +179,7 @@ class KernelWriter:
             if m in plan.stored:
                 self._allocate(m, "np.empty({shape}, dtype=np.{dtype})")
         for r in loop.sinks:
-            init = _accumulator_start(r)
+            init = lowering_of(r).start(r.dtype)
             if plan.shapes[r] == ():
                 self.emit(f"{names.value(r)} = {init}")
             else:
@@ -169,7 +198,7 @@ class KernelWriter:
         names = self.names
         for m in loop.members:
             args = [self._element(a, loop, loaded, depth) for a in value_args(m)]
-            code = scalar_code(m, args) if OPS[m.op].kind == "elementwise" else args[0]
+            code = args[0] if lowering_of(m).identity else scalar_code(m, args)
             self.emit(f"{names.element(m)} = {code}  # {names.value(m)} = {_describe(m, names)}",
                       depth)
             self._finite_check(m, names.element(m), scalar=True, depth=depth)
@@ -212,12 +241,8 @@ class KernelWriter:
             if plan.shapes[r] != ():
                 acc += f"[{self._reduced_index(loop.shape, r)}]"
             self.emit(f"# {names.value(r)} = {_describe(r, names)}", depth)
-            if r.op == "sum":
-                self.emit(f"{acc} += {e}", depth)
-            else:
-                cmp = ">" if r.op == "max" else "<"
-                self.emit(f"if {e} {cmp} {acc} or {e} != {e}:", depth)
-                self.emit(f"{acc} = {e}", depth + 1)
+            for offset, line in lowering_of(r).accumulate(acc, e):
+                self.emit(line, depth + offset)
         for r in loop.sinks:
             self._finite_check(r, names.value(r), scalar=plan.shapes[r] == ())
 
@@ -251,7 +276,7 @@ class KernelWriter:
             return False
         for r in loop.sinks:
             if self.plan.shapes[r] == ():
-                if r.op != "sum":
+                if not lowering_of(r).parallel_scalar:
                     return False
             elif 0 in r.kwargs["axis"]:
                 return False
@@ -301,26 +326,18 @@ class KernelWriter:
                 self.step(st)
 
 
-def _accumulator_start(r):
-    """A reduction's starting value, a literal of its dtype: the identity of sum, the
-    least (max) or greatest (min) value."""
-    kind = r.dtype.kind
-    if r.op == "sum":
-        return "0.0" if kind == "f" else "0"
-    if kind == "f":
-        return "-np.inf" if r.op == "max" else "np.inf"
-    if kind == "b":
-        return "False" if r.op == "max" else "True"
-    info = np.iinfo(r.dtype)
-    return str(info.min if r.op == "max" else info.max)
+def _numba_type(node):
+    """The Numba type of a node's value, as ``numba.objmode`` takes it."""
+    name = "boolean" if node.dtype.kind == "b" else node.dtype.name
+    return name if node.shape == () else f"{name}[{', '.join(':' * node.ndim)}]"
 
 
 def output_expr(node, names, seen):
     """How the kernel returns an output: owned buffers as they are, anything that may
     alias an input, a constant or another output as a copy."""
     v = names.value(node)
-    owned = not (node.is_input or node.is_const or node.op in ("transpose", "reshape",
-                                                                "expand_dims"))
+    owned = not (node.is_input or node.is_const
+                 or isinstance(OPS[node.op].lowering, View))
     if node.shape == () or (owned and node not in seen):
         seen.add(node)
         return v
@@ -350,7 +367,8 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
-    helpers = runtime_placeholder(_runtime_names(body)) + "\n\n" + helpers
+    helpers = (runtime_placeholder(_runtime_names(body)) + op_functions_placeholder(writer.linked)
+               + "\n\n" + helpers)
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
     lines += unpack + dims + body + [_return_statement(returns, outputs)]

@@ -16,7 +16,9 @@ import functools
 
 import numpy as np
 
+from ..lowering import PerElement
 from ..ops import OPS
+from .linking import placeholder as runtime_placeholder
 from .scalar import template
 from .schedule import Step
 
@@ -26,21 +28,27 @@ MIN_STATEMENTS = 2500
 
 #: Opcodes: frequent ops first (the dispatch is an if-chain); then the table's others.
 _FIRST = ["mul", "add", "sub", "neg", "sigmoid", "square", "div", "tanh", "exp"]
-_IDENTITY = ("astype", "broadcast_like", "broadcast_to")
+
+
+def _copies(op):
+    """Ops whose scalar value is their first argument's (astype, broadcasts)."""
+    return isinstance(op.lowering, PerElement) and op.lowering.identity
 
 
 @functools.cache
 def opcodes():
-    rest = sorted(n for n, op in OPS.items()
-                  if op.kind == "elementwise" and op.code is not None and n not in _FIRST)
-    return tuple(_FIRST + [n for n in rest if n not in _IDENTITY]) + ("copy",)
+    """The ops the interpreter runs: per-element ops with a code template in the op
+    table (the first few by frequency), then ``copy`` for the identities."""
+    rest = sorted(n for n, op in OPS.items() if isinstance(op.lowering, PerElement)
+                  and op.code is not None and not _copies(op) and n not in _FIRST)
+    return tuple(_FIRST + rest) + ("copy",)
 
 
 def supports(plan):
     """Whether every statement is a scalar op the interpreter knows."""
-    known = set(opcodes()) | set(_IDENTITY)
-    return all(isinstance(st, Step) and st.kind == "scalar" and st.node.op in known
-               for st in plan.program)
+    known = set(opcodes())
+    return all(isinstance(st, Step) and isinstance(st.lowering, PerElement)
+               and (st.node.op in known or _copies(OPS[st.node.op])) for st in plan.program)
 
 
 def interpreter_source(decorator):
@@ -76,7 +84,7 @@ def encode(plan, inputs, outputs, names):
     for st in plan.program:
         node = st.node
         slots[node] = len(slots)
-        op = "copy" if node.op in _IDENTITY else node.op
+        op = "copy" if _copies(OPS[node.op]) else node.op
         args = [slots[a] for a in node.args[:1 if op == "copy" else 3]]
         code.append([index[op], slots[node]] + (args + [0, 0, 0])[:3])
         listing.append(f"r{slots[node]} = {op}({', '.join(f'r{a}' for a in args)})"
@@ -87,7 +95,6 @@ def encode(plan, inputs, outputs, names):
 
 
 def placeholder(names):
-    from .runtime import placeholder as runtime_placeholder
     return runtime_placeholder(names).rstrip("\n")
 
 

@@ -20,8 +20,6 @@ from ..ops import OPS
 from .scalar import cost, template
 from .schedule import value_args
 
-_IDENTITY = {"astype", "broadcast_like", "broadcast_to"}
-
 #: Loops with more members than this are left as they are (cse is superlinear).
 MAX_MEMBERS = 60
 
@@ -35,7 +33,7 @@ def _sympy():
 def _symbolic(node, args):
     """The node as SymPy: its op's code form from the op table, or an opaque call."""
     sp = _sympy()
-    if node.op in _IDENTITY:
+    if OPS[node.op].lowering.identity:          # astype, broadcasts
         return args[0]
     code_sym = OPS[node.op].code_sym
     if code_sym is not None:

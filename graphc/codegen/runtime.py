@@ -14,8 +14,10 @@ import functools
 import hashlib
 import re
 
+from ..lowering import Call
 from ..ops import OPS
 from .interp import interpreter_source
+from .linking import RUNTIME_PLACEHOLDER
 
 _DOT = '''
 def _dot(a, b):
@@ -33,9 +35,6 @@ def _assign(dst, src):
         d[i] = s[i]
 '''
 
-_PLACEHOLDER = re.compile(r"^(?P<names>_\w+(?: = _\w+)*) = None  # linked from graphc's runtime.*$",
-                          re.MULTILINE)
-
 
 def _decorator(cache):
     return f"@numba.njit(cache={cache}, nogil=True, error_model='numpy')"
@@ -51,15 +50,6 @@ def definitions(cache=True):
     defs["_assign"] = f"{deco}{_ASSIGN.rstrip()}\n"
     defs["_run"] = interpreter_source(deco)
     return defs
-
-
-def placeholder(names):
-    """The line a generated module holds instead of the runtime functions it calls."""
-    names = sorted(set(names))
-    if not names:
-        return ""
-    return (f"RUNTIME = {tuple(names)!r}\n"
-            f"{' = '.join(names)} = None  # linked from graphc's runtime (export inlines them)\n")
 
 
 def runtime_key():
@@ -87,9 +77,18 @@ def shared():
 
 
 def link(module):
-    """Point a generated module's runtime names at the shared runtime."""
+    """Point a generated module's runtime names at the shared runtime, and its op
+    functions at the op table's implementations (a custom op's ``njit`` function for a
+    Call, its checked NumPy ``impl`` for objmode)."""
     for name in getattr(module, "RUNTIME", ()):
         setattr(module, name, getattr(shared(), name))
+    for name, op_name in getattr(module, "OP_FUNCTIONS", {}).items():
+        op = OPS.get(op_name)
+        if op is None:
+            raise RuntimeError(f"the compiled graph calls op {op_name!r}, which is not in the "
+                               "op table of this process (define the custom op before "
+                               "loading a Function that uses it)")
+        setattr(module, name, op.njit if isinstance(op.lowering, Call) else op.impl)
 
 
 #: What an exported module that multiplies matrices needs besides numpy and numba:
@@ -108,7 +107,12 @@ def standalone(source):
     that computes matrix products also needs SciPy: its docstring says so, and
     importing it without SciPy raises an ImportError that says how to install it
     (rather than a Numba traceback at the first call)."""
-    match = _PLACEHOLDER.search(source)
+    custom = re.search(r"^OP_FUNCTIONS = (.*)$", source, re.MULTILINE)
+    if custom:
+        raise TypeError(f"export: the graph calls custom ops {custom.group(1)} whose "
+                        "implementations live in your Python code; an exported module "
+                        "stands alone, so it cannot hold them")
+    match = RUNTIME_PLACEHOLDER.search(source)
     if match is None:
         return _requires(source, blas=False)
     names = match.group("names").split(" = ")

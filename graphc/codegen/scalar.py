@@ -33,6 +33,9 @@ def template(op_name):
     op = OPS[op_name]
     if op.code is not None:
         return op.code
+    if getattr(op, "formula", None) is None:
+        raise NotImplementedError(f"graphc cannot compile op {op_name!r}: it is computed "
+                                  "per element but has no scalar code in the op table")
     return f"_f_{op_name}(" + ", ".join(f"{{{i}}}" for i in range(op.arity)) + ")"
 
 

@@ -17,22 +17,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..lowering import PerElement, Reduce, View
 from ..ops import OPS
 
-#: Ops computed per index inside loops (broadcasts just read their argument).
-LOOP_OPS = {name for name, op in OPS.items() if op.kind == "elementwise"} | {
-    "broadcast_like", "broadcast_to"}
 
-
-def is_loop_op(op_name):
-    op = OPS[op_name]
-    return op.kind == "elementwise" or op_name in ("broadcast_like", "broadcast_to")
+def lowering_of(node):
+    """The node's lowering record from the op table; an op without one cannot be
+    compiled, and says so (it never falls through to another op's code)."""
+    lowering = OPS[node.op].lowering
+    if lowering is None:
+        raise NotImplementedError(f"graphc cannot compile op {node.op!r}: it has no "
+                                  "lowering in the op table")
+    return lowering
 
 
 def value_args(node):
     """The arguments whose values a node reads (``broadcast_like`` only reads the first:
     its second argument supplies a shape)."""
-    return node.args[:1] if node.op == "broadcast_like" else node.args
+    if node.is_input or node.is_const:
+        return ()
+    lowering = lowering_of(node)
+    return lowering.value_args(node) if isinstance(lowering, PerElement) else node.args
 
 
 @dataclass(eq=False)
@@ -45,9 +50,11 @@ class Loop:
 
 @dataclass(eq=False)
 class Step:
+    """One statement outside loops: `lowering` says what kind (a scalar PerElement,
+    a View, a Call, ObjMode or Size)."""
     node: object
     pos: int
-    kind: str        # "scalar" | "matmul" | "view" | "numel"
+    lowering: object
 
 
 @dataclass
@@ -80,23 +87,20 @@ def schedule(outputs, order, shapes):
         if node.is_input or node.is_const:
             pos_of[node] = -1
             continue
-        shape = shapes[node]
-        if is_loop_op(node.op) and shape != ():
+        shape, lowering = shapes[node], lowering_of(node)
+        if isinstance(lowering, PerElement) and shape != ():
             loop = find_loop(shape, value_args(node))
             loop.members.append(node)
             loop_of[node] = loop
             pos_of[node] = loop.pos
-        elif OPS[node.op].kind == "reduction":
+        elif isinstance(lowering, Reduce):
             x = node.args[0]
             loop = find_loop(shapes[x], [x])
             loop.sinks.append(node)
             pos_of[node] = loop.pos
         else:
-            kind = ("scalar" if is_loop_op(node.op) else
-                    "matmul" if node.op == "matmul" else
-                    "numel" if node.op == "numel" else "view")
             pos_of[node] = len(program)
-            program.append(Step(node, len(program), kind))
+            program.append(Step(node, len(program), lowering))
 
     # A loop member needs a buffer when something outside its loop reads it.
     home = dict(loop_of)
@@ -111,9 +115,6 @@ def schedule(outputs, order, shapes):
     return plan
 
 
-_VIEWS = ("transpose", "reshape", "expand_dims")
-
-
 def plan_buffers(plan, outputs, pos_of):
     """Let an intermediate reuse the buffer of one whose value is dead.
 
@@ -123,7 +124,7 @@ def plan_buffers(plan, outputs, pos_of):
     never = float("inf")
     last_use, root = {}, {}
     for node in plan.order:
-        if node.op in _VIEWS and node.args[0] in root:
+        if node.args and isinstance(OPS[node.op].lowering, View) and node.args[0] in root:
             root[node] = root[node.args[0]]
         elif not (node.is_input or node.is_const) and plan.shapes[node] != ():
             root[node] = node
@@ -140,7 +141,8 @@ def plan_buffers(plan, outputs, pos_of):
     donor = {}
     for st in plan.program:
         if isinstance(st, Step):
-            new = [st.node] if st.kind == "matmul" and plan.shapes[st.node] != () else []
+            fresh = not isinstance(st.lowering, (View, PerElement))   # a new array
+            new = [st.node] if fresh and plan.shapes[st.node] != () else []
             takers = []
         else:
             new = [m for m in st.members if m in plan.stored]

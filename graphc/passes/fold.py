@@ -14,8 +14,8 @@ MAX_FOLDED_SIZE = 64
 
 
 def fold_constants(node, args):
-    if not args or not all(a.is_const for a in args) or node.op in ("broadcast_like",):
-        return None
+    if not args or not all(a.is_const for a in args) or OPS[node.op].shape_only:
+        return None          # an op that reads only the shape of an argument stays
     if node.dtype.kind != "f" or any(d is None for d in node.shape):
         return None
     if int(np.prod(node.shape, dtype=np.int64)) > MAX_FOLDED_SIZE:
