@@ -262,16 +262,20 @@ class Directional:
         return self._jvp_dot
 
     def order1(self):
-        """[<u, J v> by jvp, <u, J v> by vjp, sum(out * u)]"""
-        return [self.jvp_dot, self.vjp_dot, self.cost]
+        """[<u, J v> by jvp, <u, J v> by vjp]"""
+        return [self.jvp_dot, self.vjp_dot]
 
-    def order2(self):
-        """H v three ways: reverse-over-reverse, forward-over-reverse, reverse-over-forward
-        (each a list over the inputs, concatenated)."""
-        rr = gc.grad(self.vjp_dot, self.xs)
-        fr = gc.jvp(self.grads, self.xs, self.vs)
-        rf = gc.grad(self.jvp_dot, self.xs)
-        return rr + fr + rf
+    def hvp_rr(self):
+        """H v by reverse over reverse: grad <grad c, v> (one per input)."""
+        return gc.grad(self.vjp_dot, self.xs)
+
+    def hvp_fr(self):
+        """H v by forward over reverse: jvp of grad c along v."""
+        return gc.jvp(self.grads, self.xs, self.vs)
+
+    def hvp_rf(self):
+        """H v by reverse over forward: grad <u, J v>."""
+        return gc.grad(self.jvp_dot, self.xs)
 
     def shifted(self, h):
         return dict(zip(self.inputs, [x + h * v for x, v in zip(self.values, self.v_values)]

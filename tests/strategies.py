@@ -29,10 +29,20 @@ BINARY = {
     "where": lambda a, b: gc.where(a > b, a * b, a - b),
 }
 REDUCE = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min,
-          "logsumexp": gc.logsumexp}
+          "logsumexp": gc.logsumexp,
+          # reductions of bool masks: a count (an integer, not a bool) and a fraction,
+          # used in float arithmetic; the thresholds are away from the values' kinks
+          "count*max": lambda a, axis=None, keepdims=False: (
+              gc.sum(a > 0.1, axis=axis, keepdims=keepdims) * gc.max(a, axis, keepdims)),
+          "fraction*sum": lambda a, axis=None, keepdims=False: (
+              gc.mean(a < 0.2, axis=axis, keepdims=keepdims) * gc.sum(a, axis, keepdims) + 1.0)}
 # ops that keep the rank but move or normalise along an axis: (build, output shape)
 STRUCTURE = {
     "transpose": (lambda a, axis: gc.transpose(a), lambda shape, axis: shape[::-1]),
+    # axes rotated by `axis`: every rotation, including the identity (0, 1) of a matrix
+    "rotate axes": (lambda a, axis: gc.transpose(a, tuple(int(i) for i in
+                                                          np.roll(np.arange(a.ndim), axis))),
+                    lambda shape, axis: tuple(np.roll(np.array(shape, dtype=object), axis))),
     "softmax": (lambda a, axis: gc.softmax(a, axis=axis), lambda shape, axis: shape),
     "log_softmax": (lambda a, axis: gc.log_softmax(a, axis=axis), lambda shape, axis: shape),
     "expand_dims": (lambda a, axis: gc.expand_dims(a, axis % (a.ndim + 1)),

@@ -8,9 +8,9 @@ import pytest
 
 import graphc as gc
 from graphc.graph import toposort
-from graphc.ops import OPS
 
-from checks import assert_close, check_against_finite_differences, graph_case
+from checks import (Directional, assert_close, assert_same, builtin_ops,
+                    check_against_finite_differences, graph_case, ops_in, shared_bundle)
 
 rng = np.random.default_rng(42)
 
@@ -91,6 +91,35 @@ CASES = {
     "cross_entropy (K,)": (gc.cross_entropy, [U(-2, 2, 4), U(0, 1, 4)],
                            lambda z, y: -(y * (z - np.log(np.exp(z).sum()))).sum()),
     "mse": (gc.mse, [U(-2, 2, 3, 2), U(-2, 2, 3, 2)], lambda p, t: np.mean((p - t) ** 2)),
+    # structure ops with every kind of permutation: the identity is not a .T
+    "transpose identity (0, 1)": (lambda a: gc.transpose(a, (0, 1)), [U(-2, 2, 2, 3)],
+                                  lambda a: a),
+    "transpose (0, 2, 1)": (lambda a: gc.transpose(a, (0, 2, 1)), [U(-2, 2, 2, 3, 4)],
+                            lambda a: a.transpose(0, 2, 1)),
+    "transpose identity, tensordot-like": (
+        lambda a, w: gc.sum(gc.transpose(a, (0, 1)) * w, axis=1), [U(-2, 2, 2, 3), U(-2, 2, 2, 3)],
+        lambda a, w: (a * w).sum(1)),
+    "transpose of a scalar, reshape": (lambda a: gc.reshape(gc.transpose(a, ()), (1, 1)),
+                                       [U(-2, 2)], lambda a: np.reshape(a, (1, 1))),
+    "reshape of a scalar": (lambda a: gc.reshape(a, (1,)) * np.ones(3), [U(-2, 2)],
+                            lambda a: np.reshape(a, (1,)) * np.ones(3)),
+    # pow where its partials meet 0 * inf or 0 * log(0): the true derivatives are finite
+    # (d/db (a^2)^b = 0 at a = 0 for b > 0; d/da a^0 = 0 everywhere)
+    "pow, base 0": (lambda a, b: gc.square(a) ** b, [np.array([0.0, 0.7, -1.3, 0.0]),
+                                                     U(2.2, 3.0, 4)],
+                    lambda a, b: np.square(a) ** b),
+    "pow, exponent 0": (lambda a: a ** 0.0 * a, [np.array([0.0, 1.5, -0.5])],
+                        lambda a: a ** 0.0 * a),
+    "pow, negative base, integer exponent": (lambda a: a ** 3.0, [U(-2, 2, 5)],
+                                             lambda a: a ** 3.0),
+    "sign alone (no gradient path)": (lambda a: gc.sign(a) * 2.0, [away_from_zero(3, 4)],
+                                      lambda a: np.sign(a) * 2.0),
+    # a fused elementwise chain that the SymPy loop-body pass rewrites at optimize="full"
+    "elementwise chain (SymPy loop body)": (
+        lambda A, R: gc.softplus(gc.tanh(A) * 3.0 - gc.sigmoid(A)) * gc.exp(-gc.square(A)) * R,
+        [U(-2, 2, 3, 4), U(-2, 2, 3, 4)],
+        lambda A, R: (np.logaddexp(0, np.tanh(A) * 3 - 1 / (1 + np.exp(-A)))
+                      * np.exp(-A ** 2) * R)),
 }
 
 
@@ -99,7 +128,7 @@ def test_every_op_has_a_case():
     for build, values, _ in CASES.values():
         _, cost, _, _ = graph_case(build, values)
         covered |= {n.op for n in toposort([cost])}
-    missing = {name for name in OPS if "__d" not in name} - covered - {"input", "const"}
+    missing = builtin_ops() - covered
     assert not missing, f"ops without a test case: {sorted(missing)}"
 
 
@@ -112,25 +141,56 @@ def test_op_value_and_gradients(name):
                  f"{name}: value vs NumPy", 1e-12, 1e-12)
 
 
-@pytest.fixture(scope="module")
-def compiled_cases():
-    """All cases in one compiled Function (one Numba compilation for the whole table)."""
-    all_inputs, outputs, spans, feeds = [], [], {}, []
+LEVELS = ("full", "none")
+
+
+def _fill(bundle):
+    """Per case, on shared inputs x, u, v (so the bundle computes each forward and
+    backward graph once): the output, the cost sum(out * u) and its gradients (key
+    (name, "value")); <u, J v> by jvp and by vjp (key (name, 1)); and the Hessian-vector
+    products by reverse over reverse and forward over reverse (key (name, 2)); the last
+    two are checked by tests/test_op_orders.py.  One compilation per level."""
     for k, (name, (build, values, _)) in enumerate(CASES.items()):
-        inputs, cost, grads, _ = graph_case(build, values, prefix=f"c{k}_")
-        spans[name] = (len(outputs), len(outputs) + 1 + len(grads))
-        outputs += [cost] + grads
-        all_inputs += inputs
-        feeds += values
-    fn = gc.compile(all_inputs, outputs)
-    got = fn(*feeds)
-    want = gc.evaluate(outputs, dict(zip(all_inputs, feeds)))
-    return spans, got, want
+        try:
+            d = Directional(build, values, prefix=f"c{k}_", seed=k)
+        except Exception as exc:
+            for key in ("value", 1, 2):
+                bundle.build_errors[(name, key)] = exc
+            continue
+        DIRECTIONAL[name] = d
+        bundle.add((name, "value"), lambda d=d: (d.inputs, d.feeds, [d.out, d.cost] + d.grads))
+        bundle.add((name, 1), lambda d=d: (d.inputs, d.feeds, d.order1()))
+        bundle.add((name, 2), lambda d=d: (d.inputs, d.feeds, d.hvp_rr() + d.hvp_fr()))
 
 
+DIRECTIONAL = {}
+
+
+def op_bundle():
+    return shared_bundle("op table", _fill)
+
+
+def test_bundle_covers_every_op():
+    """A new op must get a case: the compiled bundle holds every op of the table, in
+    its forward graphs (so values, gradients and second derivatives are compiled)."""
+    bundle = op_bundle()
+    forward = set()
+    for name, (build, values, _) in CASES.items():
+        if (name, "value") in bundle.entries:
+            forward |= ops_in(bundle.entries[(name, "value")][2][:1])
+    missing = builtin_ops() - forward
+    assert not missing, f"ops missing from the compiled op bundle: {sorted(missing)}"
+    assert len(bundle) >= 3 * len(CASES) - 3, (len(bundle), sorted(bundle.build_errors))
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_compiled_agrees_with_the_interpreter(compiled_cases, name):
-    spans, got, want = compiled_cases
-    lo, hi = spans[name]
-    for i in range(lo, hi):
-        assert_close(got[i], want[i], f"{name}: compiled output {i - lo}", 1e-11, 1e-12)
+def test_compiled_agrees_with_the_interpreter(name, level):
+    """Output, cost sum(out * u) and its gradients compiled at optimize=level against
+    the interpreter (1e-11: the same float64 operations, reordered at most by the
+    passes), and the output against NumPy."""
+    got, want = op_bundle().result((name, "value"), level)
+    assert_same(got[0], CASES[name][2](*CASES[name][1]), f"{name}: compiled value vs NumPy",
+                1e-11, 1e-12)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, f"{name} ({level}): compiled output {i} vs evaluate")
