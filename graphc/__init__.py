@@ -51,6 +51,7 @@ from .api import (
                   where,
 )
 from .autodiff import grad, jvp
+from .custom import custom_op
 from .function import Function, compile, export
 from .graph import Expr, const, matrix, scalar, tensor, vector
 from .interpreter import evaluate
@@ -74,6 +75,7 @@ __all__ = [
                   "const",
                   "cos",
                   "cross_entropy",
+                  "custom_op",
                   "div",
                   "elementwise",
                   "equal",

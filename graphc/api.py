@@ -36,10 +36,12 @@ def apply(op_name, *args, **params):
     return _apply(op_name, *args, **params)
 
 
-def _shape_of(x):
+def shape_of(x):
+    """The shape of an expression, a tape tensor, an array or a number."""
     if isinstance(x, graph.Expr) or hasattr(x, "shape"):
         return tuple(x.shape)
     return np.shape(x)
+
 
 
 def _elementwise(name):
@@ -81,7 +83,7 @@ def astype(x, dtype):
 
 def _reduction(name):
     def fn(x, axis=None, keepdims=False):
-        axes = normalize_axes(name, axis, len(_shape_of(x)))
+        axes = normalize_axes(name, axis, len(shape_of(x)))
         return _apply(name, x, axis=axes, keepdims=bool(keepdims))
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{name} over `axis` (None: all axes; an int or a tuple), NumPy-style."
@@ -93,7 +95,7 @@ sum, max, min, logsumexp = (_reduction(n) for n in ("sum", "max", "min", "logsum
 
 def numel(x, axis=None):
     """The number of elements of ``x`` along ``axis``, as a scalar of x's dtype."""
-    return _apply("numel", x, axis=normalize_axes("numel", axis, len(_shape_of(x))))
+    return _apply("numel", x, axis=normalize_axes("numel", axis, len(shape_of(x))))
 
 
 def mean(x, axis=None, keepdims=False):
@@ -102,17 +104,17 @@ def mean(x, axis=None, keepdims=False):
 
 
 def transpose(x, axes=None):
-    ndim = len(_shape_of(x))
+    ndim = len(shape_of(x))
     axes = tuple(reversed(range(ndim))) if axes is None else tuple(int(a) % builtins.max(ndim, 1) for a in axes)
     if sorted(axes) != list(range(ndim)):
         raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
-                         f"{ndim} axes of shape {format_shape(_shape_of(x))}")
+                         f"{ndim} axes of shape {format_shape(shape_of(x))}")
     return _apply("transpose", x, axes=axes)
 
 
 def expand_dims(x, axis):
     axis = (axis,) if isinstance(axis, int) else tuple(axis)
-    ndim = len(_shape_of(x)) + len(axis)
+    ndim = len(shape_of(x)) + len(axis)
     return _apply("expand_dims", x, axis=normalize_axes("expand_dims", axis, ndim))
 
 
@@ -120,7 +122,7 @@ def reshape(x, shape):
     """``x`` with a new shape.  One entry may be -1 (inferred).  For an input whose
     leading dimension is dynamic, the new shape keeps that leading dimension
     (``None`` or -1 first) and reshapes the rest, e.g. (None, 784) -> (None, 28, 28)."""
-    old = _shape_of(x)
+    old = shape_of(x)
     new = list(check_shape_arg("reshape", shape))
     if new.count(-1) + new.count(None) > 1:
         raise ShapeError(f"reshape: at most one dimension of {tuple(shape)} may be unknown")
@@ -175,7 +177,7 @@ def softmax(x, axis=-1):
 def cross_entropy(logits, onehot):
     """Per-row cross-entropy of softmax(logits) against one-hot (or soft) targets:
     shape (N,) for (N, K) inputs, () for (K,)."""
-    shape, target_shape = _shape_of(logits), _shape_of(onehot)
+    shape, target_shape = shape_of(logits), shape_of(onehot)
     if len(shape) not in (1, 2):
         raise ShapeError(f"cross_entropy: logits must be (K,) or (N, K), got {format_shape(shape)}")
     if len(target_shape) != len(shape) or any(

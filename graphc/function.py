@@ -11,6 +11,7 @@ import hashlib
 import json
 import pickle
 import re
+import warnings
 from collections import namedtuple
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .codegen.emit import Names, kernel_source
 from .codegen.module import module_source
 from .codegen.schedule import schedule
 from .graph import Expr, expr_list, inputs_of, tensor, toposort
+from .lowering import ObjMode
+from .ops import OPS
 from .passes import optimize
 from .passes.lower import lower
 from .shapes import format_shape
@@ -84,6 +87,7 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
                "single": single, "updates": [inputs.index(x) for x, _ in update_pairs],
                "check_finite": bool(check_finite)}
     Signature.build(inputs, [])          # validates the inputs themselves
+    _warn_objmode(outs + [new for _, new in update_pairs])
     key = cache.graph_key(inputs, outs + [new for _, new in update_pairs], options)
     hit = _memo.get(key)
     if hit is not None:
@@ -98,6 +102,16 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
     runtime.link(module)
     _memo[key] = (module, source)
     return Function(inputs, outs, single, module, source, key, options)
+
+
+def _warn_objmode(outputs):
+    """One warning per op that compiled code can only run through numba.objmode."""
+    slow = sorted({n.op for n in toposort(outputs)
+                   if n.args and isinstance(OPS[n.op].lowering, ObjMode)})
+    for op_name in slow:
+        warnings.warn(f"op {op_name!r} has no Numba implementation: compiled code calls its "
+                      "NumPy implementation through numba.objmode (correct, slower; give "
+                      "gc.custom_op an njit= implementation)", stacklevel=3)
 
 
 def generate_source(inputs, outputs, single, key, options, cache=True, updates=()):

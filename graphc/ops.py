@@ -74,6 +74,12 @@ class Op:
             return self.partials is not None and any(p is not None for p in self.partials)
         return self.vjp is not None
 
+    @property
+    def fingerprint(self):
+        """What, beyond its name, the compiled code of this op depends on (hashed into
+        cache keys): nothing for built-in ops, whose definitions are graphc's source."""
+        return ""
+
     def differentiable_in(self, i):
         """Whether the output's value depends differentiably on argument `i`."""
         if self.kind == "elementwise":
@@ -156,11 +162,11 @@ def _pow_exponent_partial(F, out, a, b):
 
 elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
                (_pow_base_partial, _pow_exponent_partial))
-elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "math.exp({0})",
+elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "_exp({0})",
                (lambda F, out, x: out,))
-elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "math.log({0})",
+elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
                (lambda F, out, x: 1.0 / x,))
-elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "math.log1p({0})",
+elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
                (lambda F, out, x: 1.0 / (1.0 + x),), code_sym=_log1p)
 elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
                (lambda F, out, x: 0.5 / out,))
@@ -181,19 +187,13 @@ elementwise_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
                (lambda F, out, x: F.cos(x),))
 elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
                (lambda F, out, x: -F.sin(x),))
-elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "math.tanh({0})",
+elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})",
                (lambda F, out, x: 1.0 - out * out,))
 elementwise_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
                "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),),
                code_sym=lambda sp, x: sp.Piecewise((1 / (1 + sp.exp(-sp.Abs(x))), x >= 0),
                                                    (sp.exp(-sp.Abs(x)) / (1 + sp.exp(-sp.Abs(x))),
                                                     True)),
-               helper="""
-def _sigmoid(x):
-    e = math.exp(-abs(x))          # never overflows
-    s = 1.0 / (1.0 + e)
-    return s if x >= 0 else e * s
-""",
                doc="1 / (1 + exp(-x)), evaluated without overflow for large |x|")
 elementwise_op("relu", 1, lambda x: np.maximum(x, 0), lambda sp, x: sp.Max(x, 0),
                "_relu({0})",
@@ -204,7 +204,7 @@ def _relu(x):
     return 0.0 if x <= 0 else x    # NaN stays NaN
 """)
 elementwise_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
-               "(max({0}, 0.0) + math.log1p(math.exp(-abs({0}))))",
+               "_softplus({0})",
                (lambda F, out, x: F.sigmoid(x),),
                code_sym=lambda sp, x: sp.Max(x, 0) + _log1p(sp, sp.exp(-sp.Abs(x))),
                doc="log(1 + exp(x)), evaluated without overflow for large |x|")

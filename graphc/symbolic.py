@@ -63,6 +63,10 @@ class FormulaOp(Op):
 
     formula: tuple = ()
 
+    @property
+    def fingerprint(self):
+        return str(self.formula[1])
+
 
 def _formula_op(name, symbols, expr):
     sp = _sympy()

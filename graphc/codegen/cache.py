@@ -69,9 +69,8 @@ def graph_key(inputs, outputs, options):
             h.update(hashlib.sha256(node.value.tobytes()).digest())
             h.update(b"\n")
             continue
-        formula = getattr(OPS[node.op], "formula", None)
         h.update(f"{node.op} {[index[a] for a in node.args]} {node.params} "
-                 f"{formula[1] if formula else ''}\n".encode())
+                 f"{OPS[node.op].fingerprint}\n".encode())
     h.update(f"out {[index[o] for o in outputs]}".encode())
     return h.hexdigest()
 

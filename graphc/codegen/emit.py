@@ -88,6 +88,7 @@ class KernelWriter:
         self.sympy_loops = sympy_loops and not check_finite
         self.checked = {}          # node index -> node, for the NaN/Inf report
         self.linked = {}           # module global -> op whose implementation it is
+        self.needs_dtype_check = False
         self.lines = []
         self.backward_start = None
 
@@ -134,13 +135,19 @@ class KernelWriter:
         custom op's own implementation, linked into the module after import."""
         if lowering.function:
             return lowering.function
-        return self.linked.setdefault(f"_op_{node.op}", node.op)
+        return self._link(node.op)
+
+    def _link(self, op_name):
+        """The module global through which the kernel calls an op's own implementation."""
+        name = f"_op_{op_name}"
+        self.linked[name] = op_name
+        return name
 
     def _objmode_call(self, node, target, comment):
         """The op's NumPy implementation, called in object mode; it checks its result's
         shape and dtype (the op table's impl does, on every backend)."""
         names = self.names
-        fn = self.linked.setdefault(f"_op_{node.op}", node.op)
+        fn = self._link(node.op)
         args = ", ".join(names.value(a) for a in node.args)
         self.emit(f"with numba.objmode({target}={_numba_type(node)!r}):{comment}")
         self.emit(f"{target} = {fn}({args})", depth=2)
@@ -148,13 +155,18 @@ class KernelWriter:
     def _check_result(self, node, target):
         """A custom implementation's result must have the shape the op's shape rule
         gave: checked in compiled code, so a wrong one is an error, never a bad read."""
-        if OPS[node.op].kind != "custom" or node.shape == ():
+        if OPS[node.op].kind != "custom":
             return
-        shape = self.names.shape(self.plan.shapes[node])
-        self.emit(f"if {target}.shape != {shape}:")
-        self.emit(f"raise ValueError('custom op {node.op!r}: its Numba implementation "
-                  f"returned an array of the wrong shape (expected {format_shape(node.shape)})')",
-                  depth=2)
+        what = f"custom op {node.op!r}: its Numba implementation returned"
+        if node.shape != ():
+            shape = self.names.shape(self.plan.shapes[node])
+            self.emit(f"if {target}.shape != {shape}:")
+            message = f"{what} an array of the wrong shape (expected {format_shape(node.shape)})"
+            self.emit(f"raise ValueError({message!r})", depth=2)
+        self.needs_dtype_check = True
+        self.emit(f"if not dtype_is({target}, np.{node.dtype.name}(0)):")
+        message = f"{what} data of the wrong dtype (expected {node.dtype.name})"
+        self.emit(f"raise TypeError({message!r})", depth=2)
 
     def _view(self, node, lowering, target, comment):
         names = self.names
@@ -368,7 +380,8 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
     decorator = _decorator(options)
     helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
     helpers = (runtime_placeholder(_runtime_names(body)) + op_functions_placeholder(writer.linked)
-               + "\n\n" + helpers)
+               + ("from graphc.codegen.nbcheck import dtype_is\n" if writer.needs_dtype_check
+                  else "") + "\n\n" + helpers)
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
     lines += unpack + dims + body + [_return_statement(returns, outputs)]

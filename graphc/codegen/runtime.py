@@ -16,6 +16,7 @@ import re
 
 from ..lowering import Call
 from ..ops import OPS
+from . import vecmath
 from .interp import interpreter_source
 from .linking import RUNTIME_PLACEHOLDER
 
@@ -46,6 +47,7 @@ def definitions(cache=True):
     defs = {f"_{name}": f"{deco}{op.helper.rstrip()}\n"
             for name, op in sorted(OPS.items()) if op.helper and op.code}
     defs = {re.search(r"def (\w+)\(", src).group(1): src for src in defs.values()}
+    defs.update(vecmath.definitions(deco))
     defs["_dot"] = f"{deco}{_DOT.rstrip()}\n"
     defs["_assign"] = f"{deco}{_ASSIGN.rstrip()}\n"
     defs["_run"] = interpreter_source(deco)
@@ -119,9 +121,21 @@ def standalone(source):
     defs = definitions(cache=True)
     if "_run" in names:                 # the interpreter calls every helper
         names = [n for n in defs if n not in ("_dot", "_assign")]
-    body = "\n\n".join(defs[n] for n in sorted(set(names)))
+    body = "\n\n".join(defs[n] for n in sorted(_with_callees(names, defs)))
     source = source[:match.start()] + body + source[match.end():]
     return _requires(source, blas="_dot" in names)
+
+
+def _with_callees(names, defs):
+    """`names` and every runtime function their definitions use (vecmath's functions
+    call each other and share intrinsics)."""
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [n for n in re.findall(r"\b_\w+\b", defs[name]) if n in defs]
+    return found
 
 
 def _requires(source, blas):
