@@ -19,6 +19,7 @@ on one machine by construction.  Data too large for that belong in Dask arrays a
 
 from __future__ import annotations
 
+import copy
 import functools
 import operator
 
@@ -127,7 +128,7 @@ class Runner:
         self.client, self.step, self.mode, self.sync_every = client, step, mode, sync_every
         self.workers = worker_addresses(client)
         self.data = client.scatter([x, y], broadcast=True, hash=False)
-        # sync: the gradient kernel; local: a replica of the whole step, one per worker
+        # sync: the gradient kernel; local: the whole step, copied by each task
         shipped = step.gradient if mode == "sync" else step
         self.shipped = client.scatter(shipped, broadcast=True, hash=False)
 
@@ -179,21 +180,18 @@ def _snapshot(step):
             "lr": step.lr_array.copy(), "step": step.step_array.copy()}
 
 
-def _local_steps(step, x, y, batches, snapshot):
-    """On a worker: set its replica of the step to `snapshot`, take one step per batch,
-    return (examples seen, the new snapshot, the step outputs)."""
+def _local_steps(shipped, x, y, batches, snapshot):
+    """On a worker: a private copy of the shipped step (threaded workers share one
+    replica; the copy's Functions come from the process's memo), set to `snapshot`,
+    takes one step per batch; returns (examples seen, its new snapshot, the outputs)."""
+    step = copy.deepcopy(shipped)
     for name, value in snapshot["params"].items():
         step.params[name][...] = value
     for name, value in snapshot["state"].items():
         step.state[name][...] = value
     step.lr_array[...], step.step_array[...] = snapshot["lr"], snapshot["step"]
     outputs = [step(x[idx], y[idx]) for idx in batches]
-    return sum(len(idx) for idx in batches), _copy(_snapshot(step)), outputs
-
-
-def _copy(snapshot):
-    return {k: {n: a.copy() for n, a in v.items()} if isinstance(v, dict) else v.copy()
-            for k, v in snapshot.items()}
+    return sum(len(idx) for idx in batches), _snapshot(step), outputs
 
 
 def _average_into(step, results):
