@@ -57,9 +57,8 @@ from .graph import Expr, const, matrix, scalar, tensor, vector
 from .interpreter import evaluate
 from .shapes import ShapeError
 from .symbolic import elementwise, latex, to_sympy
+from .version import __version__  # noqa: F401 - the package version
 from .viz import check_grad, explain, gradient_report, render_dot, to_dot, trace
-
-__version__ = "0.1.0"
 
 __all__ = [
                   "Expr",

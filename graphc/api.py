@@ -11,7 +11,7 @@ import builtins
 
 import numpy as np
 
-from . import graph
+from . import graph, operators
 from .ops import OPS
 from .shapes import ShapeError, check_shape_arg, format_shape, normalize_axes
 
@@ -196,6 +196,8 @@ def mse(pred, target):
     return mean(square(pred - target))
 
 
+operators.install(globals())
+
 __all__ = [n for n in dir() if not n.startswith("_") and n not in
-           ("annotations", "builtins", "np", "graph", "OPS", "ShapeError", "check_shape_arg",
+           ("annotations", "builtins", "np", "graph", "operators", "OPS", "ShapeError", "check_shape_arg",
             "format_shape", "normalize_axes")]

@@ -14,7 +14,7 @@ from . import viz_cli
 
 
 def build_parser():
-    from . import __version__
+    from .version import __version__
     parser = argparse.ArgumentParser(
         prog="graphc", description="Compile symbolic expressions to fast gradient code.")
     parser.add_argument("--version", action="version", version=f"graphc {__version__}")

@@ -22,6 +22,7 @@ import inspect
 import numpy as np
 
 from . import api, tape
+from .autodiff import grad
 from .graph import Expr, tensor
 from .lowering import Call, ObjMode
 from .ops import OPS, Op, register
@@ -193,7 +194,6 @@ def _jvp_from_vjp(op_name, tangents, out, args):
     """J t from the VJP, which is linear in its cotangent u: the gradient with respect
     to u of sum_i <vjp_i(u), t_i>, with u then replaced by zeros (the result does not
     depend on u's value, only, perhaps, on its shape)."""
-    from .autodiff import grad
     u = tensor("cotangent", out.shape, out.dtype)
     contributions = _user_rule(op_name, "user_vjp")(u, out, *args)
     terms = [api.sum(c * t) for c, t in zip(contributions, tangents)

@@ -21,6 +21,7 @@ import numpy as np
 from ..atomic import atomic_write
 from ..graph import toposort
 from ..ops import OPS
+from ..version import __version__
 
 _warned_unwritable = False
 
@@ -49,7 +50,6 @@ def graph_key(inputs, outputs, options):
     """A hash of everything the generated module depends on."""
     import numba
 
-    from .. import __version__
     h = hashlib.sha256()
     h.update(f"graphc {__version__} {graphc_fingerprint()} numba {numba.__version__} numpy {np.__version__} "
              f"python {sys.version_info[:2]} options {sorted(options.items())}\n".encode())
