@@ -8,6 +8,11 @@ cost, and how fast an unpickled Function is ready; then an MNIST-sized MLP epoch
 The logistic-regression data (rows × 32 float64) are made chunk by chunk from seeds,
 on the workers for the cluster runs and in this process for the local ones, so the
 same numbers never travel; every distributed result is checked against the local one.
+
+BLAS runs single-threaded in this process unless ``OPENBLAS_NUM_THREADS`` says
+otherwise, as it does in Dask's workers: on a shared machine, OpenBLAS threads that wait
+for a busy core made a 0.5 ms MLP step take 60 ms.  ``parallel=True`` still runs the
+fused loops on every core; ``OPENBLAS_NUM_THREADS=2`` also makes the products parallel.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tempfile
 import time
 
 os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-dask-"))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import dask  # noqa: E402
 import dask.array as da  # noqa: E402
@@ -249,7 +255,7 @@ def main(argv=None):
     parser.add_argument("--only", default="gradient,overhead,unpickle,fit")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; dask "
-          f"{dask.__version__}")
+          f"{dask.__version__}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} here")
     benches = {"gradient": bench_gradient, "overhead": bench_overhead,
                "unpickle": bench_unpickle, "fit": bench_fit}
     for name in args.only.split(","):
