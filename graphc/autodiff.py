@@ -9,11 +9,25 @@ simplified, compiled, printed or differentiated again.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import api
 from .graph import Expr, as_expr, const, expr_list, toposort
 from .ops import OPS, unbroadcast
+
+
+#: adjoint node -> the forward node it is the adjoint of, and gradient result ->
+#: (cost, wrt): what generated code says about its backward statements.  Weak, so the
+#: records go with the graphs.  (A node shared by two gradients keeps its first record.)
+ADJOINT_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+GRADIENT_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _record(table, node, value):
+    if not (node.is_input or node.is_const) and node not in table:
+        table[node] = value
 
 
 def _zeros_like(node):
@@ -88,6 +102,7 @@ def grad(cost, wrt):
         if not parts or not node.args:
             continue
         g = _sum(parts)
+        _record(ADJOINT_OF, g, node)
         adjoints[node] = [g]
         wanted = [a in live for a in node.args]
         for arg, c in zip(node.args, _local_vjp(node, g, wanted)):
@@ -96,6 +111,9 @@ def grad(cost, wrt):
         if node not in wrt_set:
             del adjoints[node]          # free memory on long chains
     results = [_sum(adjoints[w]) if adjoints.get(w) else _zeros_like(w) for w in wrt_list]
+    for w, r in zip(wrt_list, results):
+        _record(GRADIENT_OF, r, (cost, w))
+        _record(ADJOINT_OF, r, w)
     return results[0] if single else results
 
 
@@ -151,4 +169,4 @@ def _pad_rank(x, ndim):
     return api.expand_dims(x, tuple(range(lead))) if lead else x
 
 
-__all__ = ["elementwise_vjp", "grad", "jvp"]
+__all__ = ["ADJOINT_OF", "GRADIENT_OF", "elementwise_vjp", "grad", "jvp"]

@@ -10,12 +10,13 @@ import re
 
 import numpy as np
 
+from ..autodiff import ADJOINT_OF
 from ..lowering import Call, ObjMode, PerElement, Size, View
 from ..ops import OPS
 from ..shapes import format_shape
-from .loopbody import optimized_body
 from .linking import op_functions_placeholder
 from .linking import placeholder as runtime_placeholder
+from .loopbody import optimized_body
 from .runtime import definitions as runtime_definitions
 from .scalar import helper, scalar_code
 from .schedule import Loop, Step, lowering_of, value_args
@@ -73,7 +74,21 @@ def _literal(value):
 
 
 def _describe(node, names):
-    """The comment that ties a statement to its graph node: ``add(v3, b)``."""
+    """The comment that ties a statement to its graph node, ``add(v3, b)``, and for a
+    backward statement the forward node whose adjoint it is (autodiff records it):
+    ``mul(v34, v35)  [∂/∂v12, adjoint of sub(v10, v11)]``."""
+    text = _call_text(node, names)
+    forward = ADJOINT_OF.get(node)
+    if forward is None:
+        return text
+    if forward.is_input:
+        return f"{text}  [∂/∂{forward.name}]"
+    if forward in names.index:
+        return f"{text}  [∂/∂{names.value(forward)}, adjoint of {_call_text(forward, names)}]"
+    return text
+
+
+def _call_text(node, names):
     args = ", ".join(names.value(a) for a in node.args)
     params = "".join(f", {k}={v}" for k, v in node.params
                      if k not in ("dtype",)) if node.params else ""
@@ -184,7 +199,6 @@ class KernelWriter:
     # -- loops ----------------------------------------------------------------
     def loop(self, loop):
         names, plan = self.names, self.plan
-        rank = len(loop.shape)
         members = ", ".join(names.value(m) for m in loop.members + loop.sinks)
         self.emit(f"# fused loop over {names.shape(loop.shape)}: {members}")
         for m in loop.members:
@@ -196,10 +210,14 @@ class KernelWriter:
                 self.emit(f"{names.value(r)} = {init}")
             else:
                 self._allocate(r, f"np.full({{shape}}, {init}, dtype=np.{{dtype}})", init)
+        depth = 1
         for axis, d in enumerate(loop.shape):
+            if d == 1:                  # a size-1 axis needs no loop, only its index
+                self.emit(f"i{axis} = 0", depth)
+                continue
             loop_range = "numba.prange" if axis == 0 and self._parallel_safe(loop) else "range"
-            self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth=1 + axis)
-        depth = 1 + rank
+            self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth)
+            depth += 1
         loaded = {}
         if not (self.sympy_loops and self._sympy_body(loop, loaded, depth)):
             self._plain_body(loop, loaded, depth)

@@ -6,6 +6,7 @@ node, so a pass that changes nothing returns the original graph."""
 
 from __future__ import annotations
 
+from ..autodiff import ADJOINT_OF, GRADIENT_OF
 from ..graph import apply, toposort
 
 
@@ -27,4 +28,20 @@ def rewrite(outputs, rule):
         args = [new[a] for a in node.args]
         replacement = rule(node, args)
         new[node] = replacement if replacement is not None else rebuild(node, args)
+    _carry_records(new)
     return [new[o] for o in outputs]
+
+
+def _carry_records(new):
+    """Autodiff's records (which forward node an adjoint belongs to, which cost and
+    input a gradient is of) follow the nodes a pass rebuilt, so generated code can
+    still say what each backward statement computes."""
+    for old, node in new.items():
+        if node is old:
+            continue
+        forward = ADJOINT_OF.get(old)
+        if forward is not None and node not in ADJOINT_OF and not (node.is_input or node.is_const):
+            ADJOINT_OF[node] = new.get(forward, forward)
+        record = GRADIENT_OF.get(old)
+        if record is not None and node not in GRADIENT_OF and not (node.is_input or node.is_const):
+            GRADIENT_OF[node] = (new.get(record[0], record[0]), record[1])
