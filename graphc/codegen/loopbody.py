@@ -55,7 +55,19 @@ def _printer():
             a, b = (self._print(x) for x in expr.args)
             return f"_maximum({a}, {b})"
 
+    for name in _SAME_NAME_OPS:     # the op's own template: the runtime's vectorisable code
+        setattr(LoopPrinter, f"_print_{name}", _op_printer(name))
     return LoopPrinter({"fully_qualified_modules": True, "strict": False})
+
+
+#: SymPy functions printed with the template of the op of the same name.
+_SAME_NAME_OPS = ("exp", "log", "log1p", "sin", "cos", "tanh")
+
+
+def _op_printer(name):
+    def print_call(self, expr):
+        return template(name).format(*[self._print(a) for a in expr.args])
+    return print_call
 
 
 def optimized_body(loop, needed, arg_code):

@@ -75,9 +75,11 @@ def _vm_fma(typingctx, a, b, c):
 ''',
     "_vm_typed": '''
 def _vm_typed(x, f32, f64):
-    """An overload's implementation: the float32 version for float32, else float64."""
-    f = f32 if x == numba.types.float32 else f64
-    return lambda x: f(x)
+    """An overload's implementation: the float32 version for float32, else float64
+    (ints and bools converted first, so the versions are compiled for floats only)."""
+    if x == numba.types.float32:
+        return lambda x: f32(x)
+    return lambda x: f64(float(x))
 ''',
 }
 
