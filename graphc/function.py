@@ -124,11 +124,14 @@ def generate_source(inputs, outputs, single, key, options, cache=True, updates=(
     everything, forward_roots = rewritten[:n_out + n_up], rewritten[n_out + n_up:]
     lowered, new_values = everything[:n_out], everything[n_out:]
     signature = Signature.build(inputs, everything)
+    forward = set(toposort(forward_roots))
+    backward = {n for n in toposort(everything) if n not in forward} if roots else set()
+    # the forward sweep first, then the backward one: still a topological order, since
+    # no forward node depends on a backward one
     order = toposort(everything)
+    order = [n for n in order if n not in backward] + [n for n in order if n in backward]
     plan = schedule(everything, order, signature.shapes)
     names = Names(plan, inputs)
-    forward = set(toposort(forward_roots))
-    backward = {n for n in order if n not in forward} if roots else set()
     interpreted = (interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
                    and not options["check_finite"])
     checked = {}
