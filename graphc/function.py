@@ -204,6 +204,113 @@ def _forward_roots(outputs):
     return values or list({id(g[0]): g[0] for g in grads if g is not None}.values())
 
 
+# ---------------------------------------------------------------------------------
+# Pickling: a Function travels as its generated source, never as a graph
+# ---------------------------------------------------------------------------------
+
+_PICKLE_FORMAT = "graphc.Function/1"
+_NUMBA_CACHE_FLAG = re.compile(r"@numba\.njit\(cache=(?:True|False)")
+
+#: What an unpickled Function knows of an output: no graph travels, only its type.
+OutputSpec = namedtuple("OutputSpec", "dtype shape")
+
+
+def _pickle_payload(fn):
+    """The plain data a pickled Function is made of, with a SHA-256 checksum."""
+    payload = {
+        "format": _PICKLE_FORMAT,
+        "key": fn.key,
+        "source": _unsealed(fn.source),
+        "single": fn.single,
+        "options": fn.options,
+        "inputs": [[x.name, x.dtype.str, list(x.shape)] for x in fn.inputs],
+        "outputs": [[o.dtype.str, list(o.shape)] for o in fn.outputs],
+        # generated modules call graphc's shared runtime; exported ones inline it
+        "runtime": runtime.runtime_key() if getattr(fn.module, "RUNTIME", ()) else None,
+    }
+    payload["sha256"] = _payload_digest(payload)
+    return payload
+
+
+def _payload_digest(payload):
+    content = {k: v for k, v in payload.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _check_payload(payload):
+    """Refuse, with a message saying why, a pickle that is not a graphc Function of
+    this format, whose content does not match its checksum, or that needs a different
+    shared runtime than this machine's graphc has."""
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != _PICKLE_FORMAT:
+        raise pickle.UnpicklingError(f"not a graphc Function pickle of this graphc version "
+                                     f"(format {found!r}, expected {_PICKLE_FORMAT!r})")
+    try:
+        intact = payload.get("sha256") == _payload_digest(payload)
+    except (TypeError, ValueError):
+        intact = False
+    if not intact:
+        raise pickle.UnpicklingError("corrupted graphc Function pickle: its SHA-256 checksum "
+                                     "does not match its content")
+    if payload["runtime"] is not None and payload["runtime"] != runtime.runtime_key():
+        raise pickle.UnpicklingError(
+            "this graphc Function was pickled by a different graphc version (its shared "
+            "runtime differs): install the same graphc on every machine, or send an "
+            "exported module instead (gc.export, then graphc.function.load_exported)")
+
+
+def _rebuild_function(payload):
+    """Unpickle a Function: import its module from this machine's graphc cache, or
+    write the pickled source there and import it.  Code is never regenerated, and Numba
+    compiles at most once per machine and graph (its disk cache beside the module
+    serves every later process); within a process the module is imported once."""
+    _check_payload(payload)
+    key = payload["key"]
+    if key not in _memo:
+        _memo[key] = _import_source(key, payload["source"])
+    module, source = _memo[key]
+    inputs = [tensor(name, tuple(shape), dtype) for name, dtype, shape in payload["inputs"]]
+    outputs = [OutputSpec(np.dtype(dtype), tuple(shape)) for dtype, shape in payload["outputs"]]
+    return Function(inputs, outputs, payload["single"], module, source, key, payload["options"])
+
+
+def _import_source(key, source):
+    """(module, source) for `key`: the cache entry if there is a valid one, else
+    `source` stored there (or built in memory where the cache cannot be written)."""
+    module = cache.load(key)
+    if module is not None:
+        source = Path(module.__file__).read_text(encoding="utf-8")
+    else:
+        module, source = cache.store_and_import(
+            key, lambda cache: _NUMBA_CACHE_FLAG.sub(f"@numba.njit(cache={cache}", source))
+    runtime.link(module)
+    return module, source
+
+
+def _unsealed(source):
+    """`source` without a cache entry's checksum line: the cache seals what it stores
+    (a pickle carries its own checksum)."""
+    body, _, last = source.rstrip("\n").rpartition("\n")
+    return body + "\n" if last.startswith(cache._TRAILER) else source
+
+
+def load_exported(path):
+    """A module written by ``gc.export``, as a Function, so that it pickles like one:
+    its pickles carry the standalone source (no shared runtime to match), and
+    unpickling stores it in the receiving machine's graphc cache.  Its ``outputs``
+    are OutputSpecs (dtype, shape): an exported module holds no graph."""
+    path = Path(path)
+    source = path.read_text(encoding="utf-8")
+    found = re.search(r"^GRAPHC_KEY = '([0-9a-f]{64})'$", source, re.MULTILINE)
+    if found is None:
+        raise ValueError(f"{path} is not a module exported by graphc (it has no GRAPHC_KEY)")
+    module = cache._import(path, found.group(1))  # checks GRAPHC_KEY
+    inputs = [tensor(name, shape, dtype) for name, dtype, shape in module.INPUTS]
+    outputs = [OutputSpec(np.dtype(dtype), shape) for dtype, shape in module.OUTPUTS]
+    single = "-> one value" in (module.__doc__ or "").split("\n", 3)[2]
+    return Function(inputs, outputs, single, module, source, module.GRAPHC_KEY, None)
+
+
 def export(fn, path):
     """Write `fn`'s module as a standalone file: it imports only numpy and numba, checks
     its arguments like the Function, and describes inputs and outputs in its docstring
