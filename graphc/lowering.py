@@ -43,10 +43,22 @@ class Lowering:
 
 @dataclass(frozen=True)
 class PerElement(Lowering):
-    """Computed per element in fused loops.  `reads`: the arguments whose element
-    values are read (None: all; ``broadcast_like`` reads only its first, the second
-    gives a shape); `identity`: the element is the first argument's element."""
+    """Computed per element in fused loops, from the op's scalar forms:
 
+    * `code`: a Numba expression template (``{0}``, ``{1}`` ... are the arguments, plain
+      variable names, so an argument may appear twice); None for ops made from a SymPy
+      formula, whose helper function is generated;
+    * `helper`: the source of a scalar function `code` calls (branches live there:
+      branchy inline code slows Numba's typing); it joins the shared runtime;
+    * `code_sym`: a SymPy form safe to print as code (numerically stable, the same NaN
+      handling), used to optimise loop bodies; None: the op stays an opaque call;
+    * `reads`: the arguments whose element values are read (None: all;
+      ``broadcast_like`` reads only its first, the second gives a shape);
+    * `identity`: the element is the first argument's element (astype, broadcasts)."""
+
+    code: str | None = None
+    helper: str | None = None
+    code_sym: Callable | None = None
     reads: tuple | None = None
     identity: bool = False
 
@@ -97,10 +109,10 @@ class Reduce(Lowering):
 
 @dataclass(frozen=True)
 class View(Lowering):
-    """``code(x, node, out_shape)`` -> the expression for the view of array variable
-    `x`; `transparent`: in formulas (``to_sympy``) the node is its argument."""
+    """``expression(x, node, out_shape)`` -> the expression for the view of array
+    variable `x`; `transparent`: in formulas (``to_sympy``) the node is its argument."""
 
-    code: Callable
+    expression: Callable
     transparent: bool = True
 
 

@@ -5,10 +5,16 @@ An entry holds everything the rest of graphc needs to know about an op:
 * ``impl``     - the NumPy implementation (used by the reference interpreter and the tape);
 * ``shape``    - the shape rule ``shape(arg_shapes, meet, **params)`` (see ``graphc.shapes``);
 * ``dtype``    - the dtype rule (default: NumPy promotion of the argument dtypes);
+* ``lowering`` - how it compiles (``graphc.lowering``): for elementwise ops a
+  ``PerElement`` record with the scalar Numba template, its helper function and the
+  SymPy form loop bodies are optimised with; a reduction's accumulator, a view, a
+  BLAS call ...;  an op without one cannot be compiled, and says so;
 * ``sym``      - for elementwise ops, the scalar SymPy form ``sym(sympy, *symbols)``;
-* ``code``     - for elementwise ops, a scalar Numba expression template (``{0}``, ``{1}`` ...);
 * ``partials`` - for elementwise ops, one rule per argument giving d out / d arg;
 * ``vjp``/``jvp`` - for the other ops, reverse and forward derivative rules.
+
+Adding an elementwise op is one ``elementwise_op(...)`` call here and one test case;
+a structural op is one ``register(Op(...))`` with its lowering, and one test case.
 
 Derivative rules are written against a namespace ``F`` of primitive functions rather
 than against NumPy or the graph: ``graphc.autodiff`` hands them the graph-building
@@ -51,17 +57,12 @@ class Op:
     shape: Callable
     dtype: Callable = promote      # NumPy promotion of the argument dtypes
     lowering: Lowering | None = None   # how it compiles (graphc.lowering); None: it cannot
-    sym: Callable | None = None
-    code: str | None = None
-    helper: str | None = None      # source of a scalar function `code` calls (branches
-                                   # live there: branchy inline code slows Numba's typing)
+    sym: Callable | None = None          # elementwise: the scalar SymPy form
     partials: tuple | None = None
     vjp: Callable | None = None
     jvp: Callable | None = None
     doc: str = ""
     params: tuple = field(default=())    # names of the op's static parameters
-    code_sym: Callable | None = None     # SymPy form safe to print as code (stable, same
-                                         # NaN handling); None: opaque in loop bodies
     shape_only: tuple = ()               # indices of arguments whose values are not read
                                          # (only their shapes): never differentiated
 
@@ -108,10 +109,11 @@ def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc=""
                    code_sym="sym"):
     """Register an elementwise op.  `code_sym` defaults to `sym`: pass None when the
     SymPy form would not compute the same as `code` (NaN handling), or a stable form."""
+    lowering = PerElement(code=code, helper=helper,
+                          code_sym=sym if code_sym == "sym" else code_sym)
     return register(Op(name=name, kind="elementwise", arity=arity, impl=impl,
-                       shape=_elementwise_shape(name), dtype=dtype, lowering=PerElement(),
-                       sym=sym, code=code, helper=helper, partials=partials, doc=doc,
-                       code_sym=sym if code_sym == "sym" else code_sym))
+                       shape=_elementwise_shape(name), dtype=dtype, lowering=lowering,
+                       sym=sym, partials=partials, doc=doc))
 
 
 def _log1p(sp, x):
@@ -253,8 +255,8 @@ def _astype_impl(x, dtype):
 
 
 register(Op(name="astype", kind="elementwise", arity=1, impl=_astype_impl,
-            shape=_elementwise_shape("astype"), lowering=PerElement(identity=True),
-            dtype=lambda dtypes, dtype: np.dtype(dtype), sym=lambda sp, x: x, code="{0}",
+            shape=_elementwise_shape("astype"), lowering=PerElement(code="{0}", identity=True),
+            dtype=lambda dtypes, dtype: np.dtype(dtype), sym=lambda sp, x: x,
             partials=(lambda F, out, x: 1,), params=("dtype",),
             doc="conversion to another float dtype"))
 

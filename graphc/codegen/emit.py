@@ -193,7 +193,7 @@ class KernelWriter:
         elif x.shape == ():
             expr = f"np.full({out_shape}, {xv}, dtype=np.{node.dtype.name})"
         else:
-            expr = lowering.code(xv, node, out_shape)
+            expr = lowering.expression(xv, node, out_shape)
         self.emit(f"{target} = {expr}{comment}")
 
     # -- loops ----------------------------------------------------------------
@@ -446,8 +446,14 @@ def _helpers(plan, decorator):
     """The helper functions made from SymPy formulas that the program calls (the op
     table's own helpers live in the shared runtime)."""
     used = sorted({n.op for n in plan.order
-                   if n.op in OPS and OPS[n.op].code is None and helper(n.op)})
+                   if n.args and _formula_helper_needed(OPS[n.op]) and helper(n.op)})
     return "".join(f"{decorator}{helper(op).rstrip()}\n\n\n" for op in used)
+
+
+def _formula_helper_needed(op):
+    """Per-element ops without a code template (made from SymPy formulas) get their
+    helper generated into the module."""
+    return isinstance(op.lowering, PerElement) and op.lowering.code is None
 
 
 def _runtime_names(body):

@@ -40,7 +40,7 @@ def opcodes():
     """The ops the interpreter runs: per-element ops with a code template in the op
     table (the first few by frequency), then ``copy`` for the identities."""
     rest = sorted(n for n, op in OPS.items() if isinstance(op.lowering, PerElement)
-                  and op.code is not None and not _copies(op) and n not in _FIRST)
+                  and op.lowering.code is not None and not _copies(op) and n not in _FIRST)
     return tuple(_FIRST + rest) + ("copy",)
 
 

@@ -35,7 +35,7 @@ def _symbolic(node, args):
     sp = _sympy()
     if OPS[node.op].lowering.identity:          # astype, broadcasts
         return args[0]
-    code_sym = OPS[node.op].code_sym
+    code_sym = OPS[node.op].lowering.code_sym
     if code_sym is not None:
         return code_sym(sp, *args)
     return sp.Function(f"OPAQUE_{node.op}")(*args)

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import re
 
-from ..lowering import Call
+from ..lowering import Call, PerElement
 from ..ops import OPS
 from . import vecmath
 from .interp import interpreter_source
@@ -44,8 +44,9 @@ def _decorator(cache):
 def definitions(cache=True):
     """name -> source of every runtime function."""
     deco = _decorator(cache)
-    defs = {f"_{name}": f"{deco}{op.helper.rstrip()}\n"
-            for name, op in sorted(OPS.items()) if op.helper and op.code}
+    defs = {f"_{name}": f"{deco}{op.lowering.helper.rstrip()}\n"
+            for name, op in sorted(OPS.items())
+            if isinstance(op.lowering, PerElement) and op.lowering.helper and op.lowering.code}
     defs = {re.search(r"def (\w+)\(", src).group(1): src for src in defs.values()}
     defs.update(vecmath.definitions(deco))
     defs["_dot"] = f"{deco}{_DOT.rstrip()}\n"

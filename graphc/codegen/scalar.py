@@ -31,8 +31,8 @@ DIVISION, POWER, OPAQUE = 4, 8, 10
 def template(op_name):
     """The op's scalar template, with ``{0}``, ``{1}`` ... standing for its arguments."""
     op = OPS[op_name]
-    if op.code is not None:
-        return op.code
+    if op.lowering.code is not None:
+        return op.lowering.code
     if getattr(op, "formula", None) is None:
         raise NotImplementedError(f"graphc cannot compile op {op_name!r}: it is computed "
                                   "per element but has no scalar code in the op table")
@@ -44,7 +44,7 @@ def helper(op_name):
     """The source of the helper function the op's template calls, or None."""
     op = OPS[op_name]
     formula = getattr(op, "formula", None)
-    return formula_helper(op_name, *formula) if formula else op.helper
+    return formula_helper(op_name, *formula) if formula else op.lowering.helper
 
 
 def scalar_code(node, arg_names):
