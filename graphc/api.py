@@ -198,6 +198,8 @@ def mse(pred, target):
 
 operators.install(globals())
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in
-           ("annotations", "builtins", "np", "graph", "operators", "OPS", "ShapeError", "check_shape_arg",
-            "format_shape", "normalize_axes")]
+#: The functions users call (``graphc`` exports exactly these, with the rest of its API);
+#: everything else here is plumbing for derivative rules and the tape.
+__all__ = sorted(n for n, v in list(globals().items())
+                 if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == __name__
+                 and n not in ("apply", "register_tape", "shape_of"))

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import ast
 
+import numpy as np
+
 from . import api
 from .graph import scalar
+from .ops import OPS
 
-FUNCTIONS = {name: getattr(api, name) for name in (
-    "exp", "log", "log1p", "sqrt", "square", "abs", "sign", "sin", "cos", "tanh", "sigmoid",
-    "relu", "softplus", "maximum", "minimum")}
+def _numeric_functions():
+    """The op table's elementwise functions of one or two numbers that return a number
+    (not the comparisons, not ``where``, not ``astype``): what an expression may call."""
+    f64 = np.dtype(np.float64)
+    return {name: getattr(api, name) for name, op in OPS.items()
+            if name in api.__all__ and op.kind == "elementwise" and op.arity <= 2
+            and not op.params and op.dtype([f64] * op.arity) == f64}
+
+
+FUNCTIONS = _numeric_functions()
 _BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
            ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
            ast.Pow: lambda a, b: a ** b}

@@ -76,3 +76,16 @@ def test_graphc_has_no_import_cycles():
     graph = import_graph()
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_every_op_is_in_the_namespace():
+    """The op table is the one list: every built-in op is a graphc function of its name,
+    and ``graphc.__all__`` names only what exists."""
+    import graphc as gc
+    from graphc.ops import OPS
+    for name, op in OPS.items():
+        if op.kind == "custom" or "__d" in name:
+            continue
+        assert name in gc.__all__ and callable(getattr(gc, name)), name
+    for name in gc.__all__:
+        assert hasattr(gc, name), name
