@@ -78,29 +78,37 @@ def check_against_finite_differences(build, values, name, rtol=1e-5, atol=1e-7, 
 
 
 # ---------------------------------------------------------------------------------
-# Bundles: many small graphs compiled as ONE Function.  A Numba compilation costs about
-# a second per Function plus a little per statement, so dozens of separate compiles
-# cost minutes; one bundle per optimisation level costs seconds.  A graph that fails to
-# build is recorded against its own key only; a bundle that fails to compile is split
-# in halves until the failing keys are isolated (so one bad case cannot hide the others,
-# and a case that fails only together with others is reported as such).
+# Bundles: many small graphs compiled together.  A Numba compilation costs about a
+# second per Function plus a little per statement, so dozens of separate compiles cost
+# minutes; but its cost also grows faster than linearly in the size of one function
+# (measured: the op table's 180 checks as one 6,300-line kernel took several times as
+# long as the same checks in 6 kernels of ~1,000 lines).  So a bundle is compiled in a
+# few chunks of at most `chunk_nodes` graph nodes each (the graphs of one group, e.g.
+# one op-table case, always in the same chunk).  A graph that fails to build is
+# recorded against its own key only; a chunk that fails to compile is split in halves
+# until the failing keys are isolated (so one bad case cannot hide the others, and a
+# case that fails only together with others is reported as such).
 # ---------------------------------------------------------------------------------
 
 class Bundle:
-    def __init__(self, name):
+    def __init__(self, name, chunk_nodes=350):
         self.name = name
+        self.chunk_nodes = chunk_nodes
+        self.groups = {}         # key -> group (kept in one chunk)
         self.entries = {}        # key -> (inputs, values, outputs)
         self.build_errors = {}   # key -> exception raised while building its graphs
         self.order = []
         self._compiled = {}      # level -> {key: list of values | exception}
         self._reference = None
 
-    def add(self, key, make):
-        """`make()` returns (inputs, values, outputs); inputs may be shared between keys."""
+    def add(self, key, make, group=None):
+        """`make()` returns (inputs, values, outputs); inputs may be shared between keys
+        (of the same group)."""
         assert key not in self.entries and key not in self.build_errors, key
         try:
             inputs, values, outputs = make()
             self.entries[key] = (list(inputs), list(values), list(outputs))
+            self.groups[key] = key if group is None else group
             self.order.append(key)
         except Exception as exc:            # reported by the key's own test
             self.build_errors[key] = exc
@@ -124,10 +132,29 @@ class Bundle:
                     self._reference[k] = exc
         return self._reference
 
+    def chunks(self):
+        """The keys in consecutive chunks of at most chunk_nodes nodes (a group larger
+        than that is a chunk of its own)."""
+        chunks, current, nodes, group_keys = [], [], set(), {}
+        for k in self.order:
+            group_keys.setdefault(self.groups[k], []).append(k)
+        for keys in group_keys.values():
+            new = set(toposort([o for k in keys for o in self.entries[k][2]])) - nodes
+            if current and len(nodes) + len(new) > self.chunk_nodes:
+                chunks.append(current)
+                current, nodes = [], set()
+                new = set(toposort([o for k in keys for o in self.entries[k][2]]))
+            current += keys
+            nodes |= new
+        if current:
+            chunks.append(current)
+        return chunks
+
     def compiled(self, level):
         if level not in self._compiled:
             results = {}
-            self._run(self.order, level, results)
+            for chunk in self.chunks():
+                self._run(chunk, level, results)
             self._compiled[level] = results
         return self._compiled[level]
 

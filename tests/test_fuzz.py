@@ -7,9 +7,9 @@ Profiles: the default "ci" profile is bounded (a minute or so); for a deeper run
     HYPOTHESIS_PROFILE=deep python -m pytest tests/test_fuzz.py
 
 Compiled code is checked mostly on bundles: GRAPHC_FUZZ_BUNDLE_SIZE random graphs (60)
-compiled as ONE Function, GRAPHC_FUZZ_BUNDLES times (1 in the ci profile, 10 in deep),
-at optimize="full" and "none": one Numba compilation per bundle and level instead of
-one per graph.  The graphs are drawn with Hypothesis from GRAPHC_FUZZ_SEED (random if
+compiled together, GRAPHC_FUZZ_BUNDLES times (1 in the ci profile, 10 in deep), at
+optimize="full" and "none": a few Numba compilations per bundle and level (chunks of
+~350 graph nodes, see checks.Bundle) instead of one per graph.  The graphs are drawn with Hypothesis from GRAPHC_FUZZ_SEED (random if
 unset; a failure prints the seed and each failing graph as a REGRESSIONS entry).
 
 Every failure found becomes a regression case in REGRESSIONS below."""
@@ -176,7 +176,7 @@ def test_bundled_graphs_on_the_reference_backends():
 
 @pytest.mark.parametrize("level", ["full", "none"])
 def test_bundled_graphs_compiled(level):
-    """Each bundle compiled as one Function at optimize=level; every graph's cost and
+    """Each bundle compiled (in chunks) at optimize=level; every graph's cost and
     gradients against the interpreter (1e-9: the passes and fused loops reorder sums)."""
     failures = []
     for bundle, drawn in fuzz_bundles():

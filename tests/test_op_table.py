@@ -149,7 +149,8 @@ def _fill(bundle):
     backward graph once): the output, the cost sum(out * u) and its gradients (key
     (name, "value")); <u, J v> by jvp and by vjp (key (name, 1)); and the Hessian-vector
     products by reverse over reverse and forward over reverse (key (name, 2)); the last
-    two are checked by tests/test_op_orders.py.  One compilation per level."""
+    two are checked by tests/test_op_orders.py.  A few compilations per level (chunks of
+    checks.Bundle), instead of one per case."""
     for k, (name, (build, values, _)) in enumerate(CASES.items()):
         try:
             d = Directional(build, values, prefix=f"c{k}_", seed=k)
@@ -158,9 +159,11 @@ def _fill(bundle):
                 bundle.build_errors[(name, key)] = exc
             continue
         DIRECTIONAL[name] = d
-        bundle.add((name, "value"), lambda d=d: (d.inputs, d.feeds, [d.out, d.cost] + d.grads))
-        bundle.add((name, 1), lambda d=d: (d.inputs, d.feeds, d.order1()))
-        bundle.add((name, 2), lambda d=d: (d.inputs, d.feeds, d.hvp_rr() + d.hvp_fr()))
+        bundle.add((name, "value"), lambda d=d: (d.inputs, d.feeds, [d.out, d.cost] + d.grads),
+                   group=name)
+        bundle.add((name, 1), lambda d=d: (d.inputs, d.feeds, d.order1()), group=name)
+        bundle.add((name, 2), lambda d=d: (d.inputs, d.feeds, d.hvp_rr() + d.hvp_fr()),
+                   group=name)
 
 
 DIRECTIONAL = {}
