@@ -79,6 +79,19 @@ CASES = {
                                lambda x, y: ((x < y) * 1.0) @ ROW, "f"),
 }
 
+# float32 inputs: the same cases, and the result's dtype must be NumPy's exactly (a mask
+# times float32 data stays float32; a count times float32 data is float64 in NumPy 2)
+FLOAT32 = ["less", "equal", "operator >=", "sum of bool (all)", "sum of bool, axis=0",
+           "mean of bool (all)", "mean of bool, axis=1", "max of bool, axis=1", "bool * input",
+           "sum(bool * input)", "where(bool)", "sum of bool * x-dependent float",
+           "float - bool"]
+for _name in FLOAT32:
+    CASES[f"float32: {_name}"] = CASES[_name]
+
+
+def inputs_for(name):
+    return (X.astype(np.float32), Y.astype(np.float32)) if name.startswith("float32") else (X, Y)
+
 
 def check_result(value, reference, kind, what):
     value, reference = np.asarray(value), np.asarray(reference)
@@ -91,6 +104,8 @@ def check_result(value, reference, kind, what):
         assert value.dtype.kind == "f", f"{what}: dtype {value.dtype}, expected a float"
     else:
         assert value.dtype.kind in "biuf", what
+    if what.startswith("float32"):
+        assert value.dtype == reference.dtype, f"{what}: dtype {value.dtype}, NumPy {reference.dtype}"
     # exact: counts, fractions of 12 and bool arithmetic are exact in float64 except
     # for the transcendental cases, which are NumPy's own values to rounding
     np.testing.assert_allclose(value.astype(np.float64), reference.astype(np.float64),
@@ -98,29 +113,31 @@ def check_result(value, reference, kind, what):
 
 
 def graphs(name, k):
-    x, y = gc.tensor(f"b{k}x", X.shape), gc.tensor(f"b{k}y", Y.shape)
-    return [x, y], [X, Y], [CASES[name][0](x, y)]
+    xv, yv = inputs_for(name)
+    x, y = gc.tensor(f"b{k}x", X.shape, xv.dtype), gc.tensor(f"b{k}y", Y.shape, yv.dtype)
+    return [x, y], [xv, yv], [CASES[name][0](x, y)]
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_graph_dtype_and_interpreter(name):
     build, reference, kind = CASES[name]
-    (x, y), _, (out,) = graphs(name, 0)
-    want = reference(X, Y)
+    (x, y), (xv, yv), (out,) = graphs(name, 0)
+    want = reference(xv, yv)
     if kind == "b":
         assert out.dtype == np.bool_, f"{name}: the node's dtype is {out.dtype}"
     elif kind is not None:
         assert out.dtype != np.bool_, f"{name}: the node's dtype is bool"
-    check_result(gc.evaluate(out, {x: X, y: Y}), want, kind, f"{name}: evaluate")
+    check_result(gc.evaluate(out, {x: xv, y: yv}), want, kind, f"{name}: evaluate")
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_tape(name):
     build, reference, kind = CASES[name]
+    xv, yv = inputs_for(name)
     for requires_grad in (False, True):
-        tx = tape.Tensor(X.copy(), requires_grad=requires_grad)
-        ty = tape.Tensor(Y.copy(), requires_grad=requires_grad)
-        check_result(build(tx, ty).data, reference(X, Y), kind,
+        tx = tape.Tensor(xv.copy(), requires_grad=requires_grad)
+        ty = tape.Tensor(yv.copy(), requires_grad=requires_grad)
+        check_result(build(tx, ty).data, reference(xv, yv), kind,
                      f"{name}: tape (requires_grad={requires_grad})")
 
 
@@ -141,7 +158,7 @@ def bundle():
 def test_compiled(name, level):
     build, reference, kind = CASES[name]
     got, want = bundle().result(name, level)
-    check_result(got[0], reference(X, Y), kind, f"{name}: compiled ({level})")
+    check_result(got[0], reference(*inputs_for(name)), kind, f"{name}: compiled ({level})")
     assert_same(got[0], want[0], f"{name}: compiled ({level}) vs evaluate", 1e-15, 0)
 
 
