@@ -104,10 +104,9 @@ def relative_error(got, want):
                for g, w in zip(got, want))
 
 
-def bench_gradient(args):
-    """Local serial, local parallel=True, and 1 and 2 workers on the same data."""
-    fn, fn_par = logistic(), logistic(parallel=True)
-    params = [np.full(FEATURES, 0.1), np.array([0.2])]
+def local_gradients(args, fn, params):
+    """The local reference result and the timings of the local Functions."""
+    fn_par = logistic(parallel=True)
     t = time.perf_counter()
     x, y = local_data(args.rows, args.chunk)
     print(f"data: {args.rows:,} x {FEATURES} float64 ({x.nbytes / 1e9:.2f} GB), chunks of "
@@ -118,17 +117,27 @@ def bench_gradient(args):
     for name, f in (("local compiled Function", fn), ("local, parallel=True", fn_par)):
         med, times = median_time(lambda f=f: f(x, y, *params), args.repeats)
         rows.append((name, med, times, relative_error(f(x, y, *params), want)))
-    del x, y
+    return want, rows
+
+
+def bench_gradient(args):
+    """Local serial, local parallel=True, and 1 and 2 workers on the same data."""
+    fn = logistic()
+    params = [np.full(FEATURES, 0.1), np.array([0.2])]
+    want, rows = local_gradients(args, fn, params)       # the local arrays are freed
     for workers in (1, 2):
         cluster, client = start_cluster(workers)
         with cluster, client:
             xd, yd = client.persist(list(cluster_data(args.rows, args.chunk)))
             persisted(client, xd, yd)
-            got = gd.value_and_grad(fn, xd, yd, params=params, reduce="mean", client=client)
-            med, times = median_time(lambda: gd.value_and_grad(
-                fn, xd, yd, params=params, reduce="mean", client=client), args.repeats)
+
+            def call(xd=xd, yd=yd, client=client):
+                return gd.value_and_grad(fn, xd, yd, params=params, reduce="mean",
+                                         client=client)
+            value, grads = call()
+            med, times = median_time(call, args.repeats)
             rows.append((f"LocalCluster, {workers} worker{'s' * (workers > 1)}", med, times,
-                         relative_error([got[0], *got[1]], want)))
+                         relative_error([value, *grads], want)))
     print(f"\nvalue and gradient over {args.rows:,} rows (median of {args.repeats}; "
           "rel. error vs the local call)")
     print(f"{'system':<26} {'median s':>9} {'min s':>7} {'max s':>7}  {'rel. error':>10}")
@@ -152,9 +161,11 @@ def bench_overhead(args):
         for chunks in (2, 16, 128):
             xd, yd = client.persist(list(cluster_data(10 * chunks, 10)))
             persisted(client, xd, yd)
-            gd.value_and_grad(fn, xd, yd, params=params, client=client)       # warm
-            med, _ = median_time(lambda: gd.value_and_grad(fn, xd, yd, params=params,
-                                                           client=client), args.calls)
+
+            def call(xd=xd, yd=yd):
+                return gd.value_and_grad(fn, xd, yd, params=params, client=client)
+            call()                                                           # warm
+            med, _ = median_time(call, args.calls)
             graph = gd.gradient.gradient_graph(fn, [xd, yd], params).__dask_graph__()
             tasks = sum(str(key).startswith(("_shared", "_chunk", "add", "_finish"))
                         for key in dict(graph))

@@ -234,7 +234,7 @@ def _pickle_payload(fn):
 
 def _payload_digest(payload):
     content = {k: v for k, v in payload.items() if k != "sha256"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=repr).encode()).hexdigest()
 
 
 def _check_payload(payload):

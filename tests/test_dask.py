@@ -6,6 +6,7 @@ One LocalCluster (2 worker processes) serves the module, and three graphs are co
 in all (Numba compiles are the slow part); the workers load them from the caches that
 this process fills (``GRAPHC_CACHE_DIR`` and ``NUMBA_CACHE_DIR`` are inherited)."""
 
+import itertools
 import os
 import pickle
 import signal
@@ -151,7 +152,7 @@ def test_distributed_gradient_equals_local_for_uneven_chunks(client, model):
     # "sum" adds the per-chunk results as they are: here, per-chunk means
     value, grads = gd.value_and_grad(fn, xd, y, params=params, reduce="sum", client=client)
     bounds = np.cumsum((0,) + chunks)
-    parts = [fn(x[a:c], y[a:c], *params) for a, c in zip(bounds, bounds[1:]) if c > a]
+    parts = [fn(x[a:c], y[a:c], *params) for a, c in itertools.pairwise(bounds) if c > a]
     assert relative_error(value, sum(p[0] for p in parts)) < 1e-12
     assert relative_error(grads[0], sum(p[1] for p in parts)) < 1e-12
 
@@ -212,7 +213,7 @@ def test_embedded_default_cluster(model):
 def test_fit_with_a_client_follows_the_local_fit(client, model):
     x, y = model["x"], model["y"]
     here, there = model["make_step"](), model["make_step"]()
-    options = dict(epochs=2, batch_size=100, progress=False)
+    options = {"epochs": 2, "batch_size": 100, "progress": False}
     local = train.fit(here, x, y, **options)
     remote = train.fit(there, x, y, client=client, **options)
     np.testing.assert_allclose(remote["loss"], local["loss"], rtol=1e-10)
@@ -226,8 +227,8 @@ def test_fit_with_a_client_follows_the_local_fit(client, model):
 def test_local_sgd_converges_like_the_local_fit(client, model):
     x, y = model["x"], model["y"]
     here, there = model["make_step"](), model["make_step"]()
-    options = dict(epochs=6, batch_size=100, progress=False)
-    local = train.fit(here, x, y, **options)
+    options = {"epochs": 6, "batch_size": 100, "progress": False}
+    train.fit(here, x, y, **options)
     remote = train.fit(there, x, y, client=client, data_parallel="local", sync_every=4,
                        **options)
     full = [float(model["fn"](x, y, s.params["w"], s.params["b"])[0]) for s in (here, there)]
@@ -250,7 +251,7 @@ def test_a_worker_killed_mid_run_changes_nothing(client, model):
     run = threading.Thread(target=lambda: result.update(got=gd.value_and_grad(
         fn, xd, yd, params=params, reduce="mean", client=client)))
     pids = client.run(os.getpid)
-    victim = sorted(pids)[0]
+    victim = min(pids)
     run.start()
     deadline = time.monotonic() + 30
     while not client.processing().get(victim) and time.monotonic() < deadline:
