@@ -34,6 +34,7 @@ def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as c:
+        c.wait_for_workers(2, timeout=120)    # fail, rather than wait, without workers
         yield c
 
 
