@@ -3,7 +3,7 @@
 The public API is documented in README.md; everything a user calls is importable from
 this package (``import graphc as gc``)."""
 
-from . import api, tape
+from . import api, tape  # noqa: F401 - tape is public (gc.tape)
 from .api import *  # noqa: F403 - the functions users call: exactly api.__all__
 from .autodiff import grad, jvp
 from .custom import custom_op

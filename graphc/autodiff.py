@@ -93,6 +93,12 @@ def grad(cost, wrt):
         raise ValueError(f"grad: the cost must be a scalar (shape ()), got shape {cost.shape}; "
                          "reduce it first, e.g. gc.sum(cost) or gc.mean(cost)")
     single, wrt_list = expr_list(wrt, "grad", "wrt")
+    for w in wrt_list:
+        if w.dtype.kind != "f":
+            what = f"input {w.name!r}" if w.is_input else repr(w)
+            raise TypeError(f"grad: {what} has dtype {w.dtype}; only float values are "
+                            "differentiated (integer and bool data are labels, indices "
+                            "and masks)")
     order = toposort([cost])
     live = _dependents(order, wrt_list)
     adjoints = {cost: [const(1.0, cost.dtype)]} if cost in live else {}

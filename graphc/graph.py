@@ -19,6 +19,9 @@ from .ops import OPS
 from .shapes import ShapeError, check_shape_arg, format_shape, static_meet
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Inputs may also hold integers and booleans (labels, indices, masks): never
+#: differentiated.
+INPUT_DTYPES = FLOAT_DTYPES + (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))
 _CONST_INTERN_MAX = 64          # constants up to this many elements are hash-consed
 _interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _input_ids = itertools.count()
@@ -64,13 +67,14 @@ class Expr(OperatorMixin):
 # Leaves
 # ---------------------------------------------------------------------------------
 
-def _check_dtype(dtype, what):
+def _check_dtype(dtype, what, allowed=FLOAT_DTYPES):
+    names = ", ".join(d.name for d in allowed)
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{what}: unknown dtype {dtype!r}; expected float32 or float64") from None
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"{what}: dtype {dt} is not supported; expected float32 or float64")
+        raise TypeError(f"{what}: unknown dtype {dtype!r}; expected one of {names}") from None
+    if dt not in allowed:
+        raise TypeError(f"{what}: dtype {dt} is not supported; expected one of {names}")
     return dt
 
 
@@ -81,7 +85,7 @@ def tensor(name, shape=(), dtype="float64"):
     shape = check_shape_arg(f"input {name!r}", shape)
     if any(d == -1 for d in shape):
         raise ValueError(f"input {name!r}: use None, not -1, for a dynamic dimension")
-    dtype = _check_dtype(dtype, f"input {name!r}")
+    dtype = _check_dtype(dtype, f"input {name!r}", INPUT_DTYPES)
     return Expr("input", (), (("id", next(_input_ids)),), shape, dtype, name=name)
 
 
@@ -100,7 +104,8 @@ def matrix(name, shape=(None, None), dtype="float64"):
 
 
 def const(value, dtype=None):
-    """A constant node.  Floats default to float64; integer and bool data become float64."""
+    """A constant node.  Floats default to float64; integer and bool data become float64
+    unless `dtype` asks for an integer or bool constant (indices, masks)."""
     if isinstance(value, Expr):
         raise TypeError("const() takes a number or an array, not an expression")
     arr = np.asarray(value)
@@ -108,7 +113,7 @@ def const(value, dtype=None):
         raise TypeError(f"const: expected a real number or array, got {arr.dtype} data")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64)
-    dtype = _check_dtype(dtype, "const")
+    dtype = _check_dtype(dtype, "const", INPUT_DTYPES)
     arr = np.array(arr, dtype=dtype)            # a private copy the caller cannot change
     arr.flags.writeable = False
     if arr.size <= _CONST_INTERN_MAX:
@@ -141,7 +146,7 @@ def as_expr(value, like_dtype=None):
         return value
     weak = like_dtype if like_dtype is not None and like_dtype in FLOAT_DTYPES else None
     if type(value) in (float, int, bool):
-        return _weak_scalar(value, weak or _FLOAT64)
+        return _weak_scalar(value, _python_number_dtype(value, like_dtype))
     if isinstance(value, numbers.Real) and not isinstance(value, np.generic):
         return const(value, weak)
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
@@ -153,12 +158,30 @@ def as_expr(value, like_dtype=None):
 _FLOAT64 = np.dtype(np.float64)
 
 
+def _python_number_dtype(value, like):
+    """The dtype of a Python number among operands of dtype `like` (NumPy 2's weak
+    promotion): floats take a float operand's dtype, else float64; ints an integer or
+    float operand's, else (bools, nothing) int64 beside bools and float64 alone; bools
+    stay bool beside bools and integers, as numbers beside floats."""
+    kind = like.kind if like is not None else None
+    if type(value) is float:
+        return like if kind == "f" else _FLOAT64
+    if type(value) is bool and kind in ("b", "i", "u"):
+        return np.dtype(np.bool_) if kind == "b" else like
+    if kind in ("f", "i", "u"):
+        return like
+    return np.dtype(np.int64) if kind == "b" else _FLOAT64
+
+
 def _weak_dtype(args):
-    """The dtype Python numbers take among `args`: that of the float expressions."""
-    dtypes = {a.dtype for a in args if isinstance(a, Expr) and a.dtype.kind == "f"}
-    if not dtypes:
-        return None
-    return dtypes.pop() if len(dtypes) == 1 else _FLOAT64
+    """The dtype Python numbers take among `args`: that of the float expressions, else
+    of the integer ones, else bool."""
+    exprs = [a.dtype for a in args if isinstance(a, Expr)]
+    for kinds in ("f", "iu", "b"):
+        found = {d for d in exprs if d.kind in kinds}
+        if found:
+            return found.pop() if len(found) == 1 else np.result_type(*found)
+    return None
 
 
 # ---------------------------------------------------------------------------------
@@ -173,7 +196,7 @@ def apply(op_name, args, **params):
             like = _weak_dtype(args)
             args = tuple(as_expr(a, like) for a in args)
             break
-    if len(args) != op.arity:
+    if len(args) != op.arity and not (op.arity < 0 and args):   # arity -1: one or more
         raise TypeError(f"{op_name} takes {op.arity} arguments, got {len(args)}")
     key_params = tuple(sorted(params.items())) if params else ()
     key = (op_name, *map(id, args), key_params)

@@ -12,6 +12,8 @@ where the node goes and what code computes it:
   buffer alive;
 * ``Call``       - a compiled function of whole arrays that returns a new array (BLAS
   matrix products from the shared runtime, a custom op's Numba implementation);
+* ``Code``       - a few statements of the op's own that fill a new array
+  (concatenate, pad, the adjoint of indexing);
 * ``ObjMode``    - the op's NumPy implementation called from compiled code through
   ``numba.objmode`` (correct, slower: compiling one warns, naming the op);
 * ``Size``       - a size computed from shapes only (numel);
@@ -110,10 +112,13 @@ class Reduce(Lowering):
 @dataclass(frozen=True)
 class View(Lowering):
     """``expression(x, node, out_shape)`` -> the expression for the view of array
-    variable `x`; `transparent`: in formulas (``to_sympy``) the node is its argument."""
+    variable `x`; `transparent`: in formulas (``to_sympy``) the node is its argument;
+    `indexes`: the expression indexes `x` and so is right for every shape (a scalar
+    result included); otherwise views of and to shape () are handled generically."""
 
     expression: Callable
     transparent: bool = True
+    indexes: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,17 @@ class Call(Lowering):
 
     function: str
     cast_operands: bool = False
+
+
+@dataclass(frozen=True)
+class Code(Lowering):
+    """A few statements of its own: ``lines(target, args, node, shape) -> [str]``
+    compute variable `target` (a new array) from argument variables `args`; `shape`
+    is the node's shape as source (dynamic sizes named).  For structural ops that fill
+    an array piece by piece (concatenate, pad, the adjoint of indexing)."""
+
+    lines: Callable
+    helpers: tuple = ()          # sources of compiled functions the lines call (runtime)
 
 
 @dataclass(frozen=True)
@@ -153,4 +169,4 @@ class Rewrite(Lowering):
         return self.fn(F, node, args)
 
 
-__all__ = ["Call", "Lowering", "ObjMode", "PerElement", "Reduce", "Rewrite", "Size", "View"]
+__all__ = ["Call", "Code", "Lowering", "ObjMode", "PerElement", "Reduce", "Rewrite", "Size", "View"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special as _special
 
-from .lowering import Call, Lowering, PerElement, Reduce, Rewrite, Size, View
+from .lowering import Call, Code, Lowering, PerElement, Reduce, Rewrite, Size, View
 from .shapes import ShapeError, broadcast_shapes, format_shape
 
 OPS: dict[str, Op] = {}
@@ -63,6 +63,8 @@ class Op:
     jvp: Callable | None = None
     doc: str = ""
     params: tuple = field(default=())    # names of the op's static parameters
+    public: bool = True                  # a graphc function of its name (else plumbing
+                                         # that other functions build, e.g. adjoints)
     shape_only: tuple = ()               # indices of arguments whose values are not read
                                          # (only their shapes): never differentiated
 
@@ -88,6 +90,13 @@ class Op:
         return self.vjp is not None and i not in self.shape_only
 
 
+def float_dtype(dtypes, **_):
+    """The float dtype a computation on these arguments is done in: float64 for bool
+    and integer arguments (as NumPy's mean, log ...)."""
+    dt = np.result_type(*dtypes)
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
 def _bool_dtype(dtypes, **_):
     return np.dtype(bool)
 
@@ -106,14 +115,31 @@ def register(op):
 
 
 def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc="", helper=None,
-                   code_sym="sym"):
+                   code_sym="sym", public=True):
     """Register an elementwise op.  `code_sym` defaults to `sym`: pass None when the
     SymPy form would not compute the same as `code` (NaN handling), or a stable form."""
     lowering = PerElement(code=code, helper=helper,
                           code_sym=sym if code_sym == "sym" else code_sym)
     return register(Op(name=name, kind="elementwise", arity=arity, impl=impl,
                        shape=_elementwise_shape(name), dtype=dtype, lowering=lowering,
-                       sym=sym, partials=partials, doc=doc))
+                       sym=sym, partials=partials, doc=doc, public=public))
+
+
+def _in_float(np_fn):
+    """`np_fn` computed in float64 for bool and integer arguments (NumPy computes
+    ``exp(True)`` in float16)."""
+    def impl(*args):
+        args = [np.asarray(a, np.float64) if np.asarray(a).dtype.kind in "biu" else a
+                for a in args]
+        return np_fn(*args)
+    impl.__name__ = getattr(np_fn, "__name__", "impl")
+    return impl
+
+
+def float_op(name, arity, impl, *rest, **options):
+    """An elementwise op whose value is a float whatever its arguments (exp, division
+    ...): bool and integer arguments are computed in float64, as NumPy does."""
+    return elementwise_op(name, arity, _in_float(impl), *rest, dtype=float_dtype, **options)
 
 
 def _log1p(sp, x):
@@ -147,7 +173,7 @@ elementwise_op("sub", 2, np.subtract, lambda sp, a, b: a - b, "({0} - {1})",
                (lambda F, out, a, b: 1, lambda F, out, a, b: -1))
 elementwise_op("mul", 2, np.multiply, lambda sp, a, b: a * b, "({0} * {1})",
                (lambda F, out, a, b: b, lambda F, out, a, b: a))
-elementwise_op("div", 2, np.divide, lambda sp, a, b: a / b, "({0} / {1})",
+float_op("div", 2, np.divide, lambda sp, a, b: a / b, "({0} / {1})",
                (lambda F, out, a, b: 1.0 / b, lambda F, out, a, b: -out / b))
 def _pow_base_partial(F, out, a, b):
     """b * a**(b - 1), written so that it is 0, not 0 * inf = NaN, where b == 0 (x**0
@@ -164,13 +190,13 @@ def _pow_exponent_partial(F, out, a, b):
 
 elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
                (_pow_base_partial, _pow_exponent_partial))
-elementwise_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "_exp({0})",
+float_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "_exp({0})",
                (lambda F, out, x: out,))
-elementwise_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
+float_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
                (lambda F, out, x: 1.0 / x,))
-elementwise_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
+float_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
                (lambda F, out, x: 1.0 / (1.0 + x),), code_sym=_log1p)
-elementwise_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
+float_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
                (lambda F, out, x: 0.5 / out,))
 elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
                (lambda F, out, x: 2.0 * x,))
@@ -185,13 +211,13 @@ def _sign(x):
         return -1.0
     return x * 0.0      # keeps 0 and NaN
 """)
-elementwise_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
+float_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
                (lambda F, out, x: F.cos(x),))
-elementwise_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
+float_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
                (lambda F, out, x: -F.sin(x),))
-elementwise_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})",
+float_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})",
                (lambda F, out, x: 1.0 - out * out,))
-elementwise_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
+float_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
                "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),),
                code_sym=lambda sp, x: sp.Piecewise((1 / (1 + sp.exp(-sp.Abs(x))), x >= 0),
                                                    (sp.exp(-sp.Abs(x)) / (1 + sp.exp(-sp.Abs(x))),
@@ -205,7 +231,7 @@ elementwise_op("relu", 1, lambda x: np.maximum(x, 0), lambda sp, x: sp.Max(x, 0)
 def _relu(x):
     return 0.0 if x <= 0 else x    # NaN stays NaN
 """)
-elementwise_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
+float_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
                "_softplus({0})",
                (lambda F, out, x: F.sigmoid(x),),
                code_sym=lambda sp, x: sp.Max(x, 0) + _log1p(sp, sp.exp(-sp.Abs(x))),
@@ -250,15 +276,88 @@ comparison_op("greater_equal", np.greater_equal, "GreaterThan", ">=")
 comparison_op("equal", np.equal, "Eq", "==")
 
 
+def _integer_dtype(name):
+    """Bitwise ops (``& | ^ ~``) take bool or integer operands: logical on bools,
+    bitwise on integers, as in NumPy; floats are a TypeError when the graph is built."""
+    def rule(dtypes, **_):
+        if any(d.kind not in "biu" for d in dtypes):
+            raise TypeError(f"{name}: operands must be bool or integer, got "
+                            f"{', '.join(d.name for d in dtypes)}")
+        return np.result_type(*dtypes)
+    return rule
+
+
+for _name, _np_fn, _token in [("bitwise_and", np.bitwise_and, "&"),
+                              ("bitwise_or", np.bitwise_or, "|"),
+                              ("bitwise_xor", np.bitwise_xor, "^")]:
+    elementwise_op(_name, 2, _np_fn, None, f"({{0}} {_token} {{1}})", (None, None),
+                   dtype=_integer_dtype(_name), code_sym=None)
+elementwise_op("invert", 1, np.invert, None, "np.invert({0})", (None,),
+               dtype=_integer_dtype("invert"), code_sym=None,
+               doc="~x: logical not of bools, bitwise not of integers")
+
+elementwise_op("mod", 2, np.mod, lambda sp, a, b: sp.Mod(a, b), "({0} % {1})",
+               (lambda F, out, a, b: 1, lambda F, out, a, b: -F.floor(a / b)), code_sym=None,
+               doc="a % b with the sign of b (NumPy's and Python's mod); "
+                   "d/da = 1, d/db = -floor(a/b)")
+elementwise_op("floor_divide", 2, np.floor_divide, lambda sp, a, b: sp.floor(a / b),
+               "({0} // {1})", (None, None), code_sym=None,
+               doc="a // b, rounded toward -inf; its gradient is zero")
+for _name, _np_fn, _code in [("floor", np.floor, "np.floor({0})"),
+                             ("ceil", np.ceil, "np.ceil({0})"),
+                             ("round", np.rint, "np.rint({0})")]:
+    float_op(_name, 1, _np_fn, None, _code, (None,), code_sym=None,
+             doc=f"{_name} (to the nearest even integer at halves, as NumPy); zero gradient")
+
+float_op("expm1", 1, np.expm1, lambda sp, x: sp.exp(x) - 1, "_expm1({0})",
+         (lambda F, out, x: out + 1.0,), code_sym=None)
+float_op("erf", 1, _special.erf, lambda sp, x: sp.erf(x), "math.erf({0})",
+         (lambda F, out, x: (2.0 / math.sqrt(math.pi)) * F.exp(-(x * x)),))
+float_op("tan", 1, np.tan, lambda sp, x: sp.tan(x), "math.tan({0})",
+         (lambda F, out, x: 1.0 + out * out,))
+float_op("arctan", 1, np.arctan, lambda sp, x: sp.atan(x), "math.atan({0})",
+         (lambda F, out, x: 1.0 / (1.0 + x * x),))
+float_op("arctan2", 2, np.arctan2, lambda sp, a, b: sp.atan2(a, b), "math.atan2({0}, {1})",
+         (lambda F, out, a, b: b / (a * a + b * b), lambda F, out, a, b: -a / (a * a + b * b)))
+float_op("log2", 1, np.log2, lambda sp, x: sp.log(x, 2), "math.log2({0})",
+         (lambda F, out, x: (1.0 / math.log(2.0)) / x,), code_sym=None)
+float_op("log10", 1, np.log10, lambda sp, x: sp.log(x, 10), "math.log10({0})",
+         (lambda F, out, x: (1.0 / math.log(10.0)) / x,), code_sym=None)
+
+
+register(Op(name="stop_gradient", kind="elementwise", arity=1, impl=lambda x: x,
+            shape=_elementwise_shape("stop_gradient"), partials=(None,),
+            lowering=PerElement(code="{0}", identity=True), sym=lambda sp, x: x,
+            doc="x itself, treated as a constant by gradients (JAX's stop_gradient)"))
+
+
+def _check_index_impl(i, n):
+    i, n = np.asarray(i), np.asarray(n)
+    if i.size and (i.min() < 0 or i.max() >= n.max()):
+        bad = i[(i < 0) | (i >= n)].flat[0]
+        raise IndexError(f"index {bad} is out of range for size {int(n.max())}")
+    return i
+
+
+elementwise_op("check_index", 2, _check_index_impl, None, "_check_index({0}, {1})",
+               (None, None), dtype=lambda dtypes, **_: dtypes[0], code_sym=None, public=False,
+               doc="i itself, after checking 0 <= i < n (IndexError otherwise)", helper="""
+def _check_index(i, n):
+    if i < 0 or i >= n:
+        raise IndexError("an index is out of range")
+    return i
+""")
+
+
 def _astype_impl(x, dtype):
     return np.asarray(x).astype(dtype, copy=False)
 
 
 register(Op(name="astype", kind="elementwise", arity=1, impl=_astype_impl,
-            shape=_elementwise_shape("astype"), lowering=PerElement(code="{0}", identity=True),
+            shape=_elementwise_shape("astype"), lowering=PerElement(code="np.{dtype}({0})"),
             dtype=lambda dtypes, dtype: np.dtype(dtype), sym=lambda sp, x: x,
             partials=(lambda F, out, x: 1,), params=("dtype",),
-            doc="conversion to another float dtype"))
+            doc="conversion to another dtype (floats to integers truncate, as NumPy's)"))
 
 
 # ---------------------------------------------------------------------------------
@@ -334,13 +433,6 @@ def _counting_dtype(dtypes, **_):
     """sum of bools or integers counts in int64, as NumPy's sum does."""
     (dt,) = dtypes
     return np.dtype(np.int64) if dt.kind in "biu" else dt
-
-
-def float_dtype(dtypes, **_):
-    """The float dtype a computation on these arguments is done in: float64 for bool
-    and integer arguments (as NumPy's mean, log ...)."""
-    dt = np.result_type(*dtypes)
-    return dt if dt.kind == "f" else np.dtype(np.float64)
 
 
 def _logsumexp_lowering(F, node, args):
@@ -524,3 +616,270 @@ def _matmul_jvp(F, tangents, out, a, b):
 
 register(Op(name="matmul", kind="linalg", arity=2, impl=np.matmul, shape=_matmul_shape,
             lowering=Call("_dot", cast_operands=True), vjp=_matmul_vjp, jvp=_matmul_jvp))
+
+
+# ---------------------------------------------------------------------------------
+# Indexing.  ``index`` is a normalised basic index (``graphc.api.getitem`` makes it):
+# one entry per indexed axis or new axis: ("int", i) with 0 <= i < size, ("slice",
+# start, stop, step, length) with concrete bounds (stop None: past the start of the
+# axis, for negative steps), ("full",) for ``:`` and ("reverse",) for ``::-1`` over any
+# dimension (dynamic ones too), ("new",) for None.
+# ---------------------------------------------------------------------------------
+
+def index_source(index):
+    """A normalised index as Python source: ``1, 0:3:1, ::-1, None``."""
+    parts = []
+    for entry in index:
+        kind = entry[0]
+        if kind == "int":
+            parts.append(str(entry[1]))
+        elif kind == "slice":
+            start, stop, step, _ = entry[1:]
+            parts.append(f"{start}:{'' if stop is None else stop}:{step}")
+        elif kind == "full":
+            parts.append(":")
+        elif kind == "reverse":
+            parts.append("::-1")
+        else:
+            parts.append("None")
+    return ", ".join(parts) or "()"
+
+
+def _as_numpy_index(index):
+    out = []
+    for entry in index:
+        kind = entry[0]
+        if kind == "int":
+            out.append(entry[1])
+        elif kind == "slice":
+            out.append(slice(*entry[1:4]))
+        elif kind == "full":
+            out.append(slice(None))
+        elif kind == "reverse":
+            out.append(slice(None, None, -1))
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def _getitem_shape(shapes, meet, index):
+    shape, out, axis = shapes[0], [], 0
+    for entry in index:
+        kind = entry[0]
+        if kind == "new":
+            out.append(1)
+            continue
+        d = shape[axis]
+        if kind == "slice":
+            out.append(entry[4])
+        elif kind in ("full", "reverse"):
+            out.append(d)
+        axis += 1
+    return tuple(out) + tuple(shape[axis:])
+
+
+register(Op(name="getitem", kind="structure", arity=1,
+            impl=lambda x, index: np.asarray(x)[_as_numpy_index(index)],
+            shape=_getitem_shape, params=("index",),
+            lowering=View(lambda x, node, out_shape: f"{x}[{index_source(node.kwargs['index'])}]",
+                          transparent=False, indexes=True),
+            vjp=lambda F, g, out, x, index: (F.apply("index_adjoint", g, x, index=index),),
+            jvp=lambda F, t, out, x, index: F.apply("getitem", t[0], index=index),
+            doc="basic indexing (ints, slices, None) as a view"))
+
+
+def _index_adjoint_impl(g, like, index):
+    out = np.zeros(np.shape(like), dtype=np.asarray(g).dtype)
+    out[_as_numpy_index(index)] = g
+    return out
+
+
+register(Op(name="index_adjoint", kind="structure", arity=2, impl=_index_adjoint_impl,
+            shape=lambda shapes, meet, index: tuple(shapes[1]),
+            dtype=lambda dtypes, **_: dtypes[0], params=("index",), shape_only=(1,), public=False,
+            lowering=Code(lambda t, args, node, shape: [
+                f"{t} = np.zeros({shape}, dtype=np.{node.dtype.name})",
+                f"{t}[{index_source(node.kwargs['index'])}] = {args[0]}"]),
+            vjp=lambda F, g, out, x, like, index: (F.apply("getitem", g, index=index), None),
+            jvp=lambda F, t, out, x, like, index: F.apply("index_adjoint", t[0], like,
+                                                          index=index),
+            doc="zeros of `like`'s shape with `g` written at `index`: getitem's adjoint"))
+
+
+# Gathers along one axis: x is seen as (n, rest) with the gathered axis first.
+_GATHER = """
+def _gather_rows(x2, idx):
+    n = x2.shape[0]
+    out = np.empty((idx.size, x2.shape[1]), dtype=x2.dtype)
+    for k in range(idx.size):
+        j = idx[k]
+        if j < 0:
+            j += n
+        if j < 0 or j >= n:
+            raise IndexError("gc.take: an index is out of range")
+        for c in range(x2.shape[1]):
+            out[k, c] = x2[j, c]
+    return out
+"""
+
+_SCATTER_ADD = """
+def _scatter_add_rows(g2, idx, n):
+    out = np.zeros((n, g2.shape[1]), dtype=g2.dtype)
+    for k in range(idx.size):
+        j = idx[k]
+        if j < 0:
+            j += n
+        if j < 0 or j >= n:
+            raise IndexError("gc.take: an index is out of range")
+        for c in range(g2.shape[1]):
+            out[j, c] += g2[k, c]
+    return out
+"""
+
+
+def _moved_first(ndim, axis):
+    """The permutation that brings `axis` to the front, and its inverse."""
+    perm = (axis,) + tuple(i for i in range(ndim) if i != axis)
+    return perm, tuple(int(i) for i in np.argsort(perm))
+
+
+def _take_impl(x, idx, axis):
+    idx = np.asarray(idx)
+    n = np.shape(x)[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"gc.take: index {idx[(idx < -n) | (idx >= n)].flat[0]} is out of "
+                         f"range for axis {axis} of size {n}")
+    return np.take(x, idx, axis=axis)
+
+
+def _take_shape(shapes, meet, axis):
+    x, idx = shapes
+    return tuple(x[:axis]) + tuple(idx) + tuple(x[axis + 1:])
+
+
+def _take_lines(t, args, node, shape):
+    (x, idx), axis = args, node.kwargs["axis"]
+    ndim = node.args[0].ndim
+    perm, _ = _moved_first(ndim, axis)
+    lead = len(node.args[1].shape)
+    out_perm = tuple(range(axis, axis + lead)) + tuple(range(axis)) + tuple(
+        range(axis + lead, len(node.shape)))
+    back = tuple(int(i) for i in np.argsort(out_perm))
+    src, ids = f"_{t}_src", f"_{t}_idx"          # names no input can have
+    moved = f"np.ascontiguousarray(np.transpose({x}, {perm}))" if axis else f"np.ascontiguousarray({x})"
+    gathered_shape = "(" + ", ".join([f"{ids}.shape[{i}]" for i in range(lead)] + [
+        f"{src}.shape[{i}]" for i in range(1, ndim)]) + ",)"
+    lines = [f"{src} = {moved}",
+             f"{ids} = np.ascontiguousarray({idx}).astype(np.int64)",
+             f"{t} = _gather_rows({src}.reshape(({src}.shape[0], -1)), {ids}.reshape(-1))"
+             f".reshape({gathered_shape})"]
+    if back != tuple(range(len(back))):
+        lines.append(f"{t} = np.transpose({t}, {back})")
+    return lines
+
+
+register(Op(name="take", kind="structure", arity=2, impl=_take_impl, shape=_take_shape,
+            dtype=lambda dtypes, **_: dtypes[0], params=("axis",),
+            lowering=Code(_take_lines, helpers=(_GATHER,)),
+            vjp=lambda F, g, out, x, idx, axis: (F.apply("take_adjoint", g, idx, x, axis=axis),
+                                                None),
+            jvp=lambda F, t, out, x, idx, axis: F.apply("take", t[0], idx, axis=axis),
+            doc="x gathered at integer indices along `axis` (negative ones wrap); an index "
+                "out of range is an IndexError on every backend"))
+
+
+def _take_adjoint_impl(g, idx, like, axis):
+    out = np.zeros(np.shape(like), dtype=np.asarray(g).dtype)
+    moved = np.moveaxis(out, axis, 0)
+    idx = np.asarray(idx).reshape(-1)
+    n = moved.shape[0]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"gc.take: an index is out of range for axis {axis} of size {n}")
+    g_moved = np.moveaxis(np.asarray(g), tuple(range(axis, axis + np.ndim(g) - out.ndim + 1)),
+                          tuple(range(np.ndim(g) - out.ndim + 1)))
+    np.add.at(moved, idx, g_moved.reshape((idx.size,) + moved.shape[1:]))
+    return out
+
+
+def _take_adjoint_lines(t, args, node, shape):
+    (g, idx, _), axis = args, node.kwargs["axis"]
+    ndim = node.ndim
+    lead = node.args[1].ndim
+    g_perm = tuple(range(axis, axis + lead)) + tuple(range(axis)) + tuple(
+        range(axis + lead, node.args[0].ndim))
+    perm, back = _moved_first(ndim, axis)
+    dims = shape.strip("(),").split(", ") if ndim else []
+    moved_shape = "(" + ", ".join(dims[a] for a in perm) + ",)"
+    grads, ids = f"_{t}_g", f"_{t}_idx"           # names no input can have
+    lines = [f"{grads} = np.ascontiguousarray(np.transpose({g}, {g_perm}))",
+             f"{ids} = np.ascontiguousarray({idx}).astype(np.int64).reshape(-1)",
+             f"{t} = _scatter_add_rows({grads}.reshape(({ids}.size, -1)), {ids}, "
+             f"{dims[axis]}).reshape({moved_shape})"]
+    if back != tuple(range(ndim)):
+        lines.append(f"{t} = np.transpose({t}, {back})")
+    return lines
+
+
+register(Op(name="take_adjoint", kind="structure", arity=3, impl=_take_adjoint_impl,
+            shape=lambda shapes, meet, axis: tuple(shapes[2]),
+            dtype=lambda dtypes, **_: dtypes[0], params=("axis",), shape_only=(2,), public=False,
+            lowering=Code(_take_adjoint_lines, helpers=(_SCATTER_ADD,)),
+            vjp=lambda F, g, out, gg, idx, like, axis: (F.apply("take", g, idx, axis=axis),
+                                                       None, None),
+            jvp=lambda F, t, out, gg, idx, like, axis: F.apply("take_adjoint", t[0], idx, like,
+                                                               axis=axis),
+            doc="take's adjoint: g scatter-added into zeros of `like`'s shape (duplicate "
+                "indices add up)"))
+
+
+def _concatenate_shape(shapes, meet, axis):
+    first = shapes[0]
+    out = list(first)
+    for s in shapes[1:]:
+        if len(s) != len(first):
+            raise ShapeError(f"concatenate: shapes {format_shape(first)} and {format_shape(s)} "
+                             "have different ranks")
+        for i, (a, b) in enumerate(zip(out, s)):
+            if i != axis:
+                out[i] = meet(a, b, lambda: f"concatenate: shapes {format_shape(first)} and "
+                                            f"{format_shape(s)} differ off axis {axis}")
+    sizes = [s[axis] for s in shapes]
+    if any(not isinstance(d, int) for d in sizes):
+        raise ShapeError(f"concatenate: the sizes along axis {axis} must be known when the "
+                         f"graph is built, got {[format_shape(s) for s in shapes]}")
+    out[axis] = sum(sizes)
+    return tuple(out)
+
+
+def _concatenate_lines(t, args, node, shape):
+    axis = node.kwargs["axis"]
+    lines = [f"{t} = np.empty({shape}, dtype=np.{node.dtype.name})"]
+    start = 0
+    for a, v in zip(node.args, args):
+        stop = start + a.shape[axis]
+        index = ", ".join([":"] * axis + [f"{start}:{stop}"])
+        lines.append(f"{t}[{index}] = {v}")
+        start = stop
+    return lines
+
+
+def _concatenate_vjp(F, g, out, *xs, axis):
+    pieces, start = [], 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        index = tuple([("full",)] * axis + [("slice", start, stop, 1, stop - start)])
+        pieces.append(F.apply("getitem", g, index=index))
+        start = stop
+    return tuple(pieces)
+
+
+def _concatenate_jvp(F, tangents, out, *xs, axis):
+    filled = [t if t is not None else F.zeros_like(x) for t, x in zip(tangents, xs)]
+    return F.apply("concatenate", *filled, axis=axis)
+
+
+register(Op(name="concatenate", kind="structure", arity=-1,
+            impl=lambda *xs, axis: np.concatenate(xs, axis=axis), shape=_concatenate_shape,
+            params=("axis",), lowering=Code(_concatenate_lines),
+            vjp=_concatenate_vjp, jvp=_concatenate_jvp,
+            doc="arrays joined along an existing axis (whose sizes are static)"))

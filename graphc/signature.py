@@ -207,9 +207,23 @@ def convert_argument(value, name, dtype, ndim, expected):
     if arr.ndim != ndim:
         raise ValueError(f"input {name!r}: expected shape {expected} ({ndim}-D), "
                          f"got shape {arr.shape}")
+    target = np.dtype(dtype)
+    if target.kind != "f" and arr.dtype != target:
+        check_exact(arr, name, target)
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=dtype) if ndim else arr.astype(dtype)
     return arr
+
+
+def check_exact(arr, name, target):
+    """Integer and bool inputs take only values they hold exactly: floats are refused
+    (1.5 is not a label), so are integers out of range, and non-bools for bool."""
+    if target.kind == "b" or arr.dtype.kind == "f":
+        raise TypeError(f"input {name!r}: expected {target.name} data, got {arr.dtype} "
+                        f"(convert it explicitly, e.g. .astype(np.{target.name}))")
+    info = np.iinfo(target)
+    if arr.size and arr.dtype.kind != "b" and (arr.min() < info.min or arr.max() > info.max):
+        raise ValueError(f"input {name!r}: values outside the range of {target.name}")
 
 
 def check_inplace(value, name, dtype, ndim, expected):

@@ -16,7 +16,8 @@ import numpy as np
 
 from . import api
 from .autodiff import elementwise_vjp
-from .graph import postorder
+from .graph import Expr, inputs_of, postorder
+from .interpreter import run_graph
 from .operators import OperatorMixin
 from .ops import OPS
 
@@ -102,7 +103,7 @@ def _wants_grad(x):
 
 def _local_vjp(t, g):
     op, params = t._op, t._params
-    args = [p.data if isinstance(p, Tensor) else p for p in t._parents]
+    args = [_value(p) for p in t._parents]
     wanted = [_wants_grad(p) for p in t._parents]
     if op.kind == "elementwise":
         contributions = elementwise_vjp(NUMPY_RULES, op, g, t.data, args, wanted)
@@ -118,10 +119,25 @@ def _toposort(root):
     return postorder([root], lambda t: [p for p in t._parents if _wants_grad(p)])
 
 
+def _value(a):
+    """An argument's data: a tensor's array; the value of a graph of constants
+    (composites such as argmax, pad or one_hot build them, and run on the tape too)."""
+    if isinstance(a, Tensor):
+        return a.data
+    if isinstance(a, Expr):
+        if a.is_const:
+            return a.value
+        if inputs_of([a]):
+            raise TypeError(f"cannot mix a graph expression ({a!r}) with tape tensors in one "
+                            "operation: evaluate it first, or build the whole graph")
+        return run_graph([a], {})[0]
+    return a
+
+
 def apply(op_name, args, **params):
     """Run one op eagerly, recording it when any argument requires a gradient."""
     op = OPS[op_name]
-    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+    arrays = [_value(a) for a in args]
     out = Tensor.__new__(Tensor)
     out.data = np.asarray(op.impl(*arrays, **params))
     out.grad = None

@@ -16,10 +16,17 @@ from .ops import OPS
 def _numeric_functions():
     """The op table's elementwise functions of one or two numbers that return a number
     (not the comparisons, not ``where``, not ``astype``): what an expression may call."""
-    f64 = np.dtype(np.float64)
     return {name: getattr(api, name) for name, op in OPS.items()
             if name in api.__all__ and op.kind == "elementwise" and op.arity <= 2
-            and not op.params and op.dtype([f64] * op.arity) == f64}
+            and not op.params and _maps_floats_to_floats(op)}
+
+
+def _maps_floats_to_floats(op):
+    f64 = np.dtype(np.float64)
+    try:
+        return op.dtype([f64] * op.arity) == f64
+    except TypeError:           # bitwise ops refuse floats
+        return False
 
 
 FUNCTIONS = _numeric_functions()

@@ -35,7 +35,10 @@ def test_wrong_parameters():
                         (lambda: gc.tensor("x y", (2,)), ValueError),
                         (lambda: gc.tensor("x", (2, -3)), TypeError),
                         (lambda: gc.tensor("x", (2.5,)), TypeError),
-                        (lambda: gc.tensor("t", (3,), "int32"), TypeError),
+                        (lambda: gc.tensor("t", (3,), "float16"), TypeError),
+                        (lambda: x[5], IndexError),
+                        (lambda: x[x > 0], TypeError),
+                        (lambda: (x > 0) & x, TypeError),
                         (lambda: gc.const("abc"), TypeError),
                         (lambda: bool(x > 0), TypeError)]:
         with pytest.raises(error):

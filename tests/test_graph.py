@@ -26,9 +26,15 @@ def test_dtypes():
     assert isinstance(np.ones(3) + x32, gc.Expr)
     assert gc.const(2.0).dtype == np.float64
     assert gc.grad(gc.sum(x32 * x64), x32).dtype == np.float32
-    for bad in ("int32", "complex128", "foo"):
+    for bad in ("float16", "complex128", "uint8", "foo"):
         with pytest.raises(TypeError, match="dtype"):
             gc.tensor("t", (3,), bad)
+    labels = gc.tensor("labels", (None,), "int64")          # integer and bool inputs ...
+    mask = gc.tensor("mask", (3,), "bool")
+    assert (labels + 1).dtype == np.int64 and (mask ^ True).dtype == np.bool_
+    assert (labels * 0.5).dtype == np.float64 and gc.exp(mask).dtype == np.float64
+    with pytest.raises(TypeError, match="'labels'.*int64"):     # ... are never differentiated
+        gc.grad(gc.sum(labels * 1.0), labels)
 
 
 def test_shapes_and_build_time_errors():

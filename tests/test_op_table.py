@@ -114,6 +114,77 @@ CASES = {
                                              lambda a: a ** 3.0),
     "sign alone (no gradient path)": (lambda a: gc.sign(a) * 2.0, [away_from_zero(3, 4)],
                                       lambda a: np.sign(a) * 2.0),
+    # -- the vocabulary: integer and bool operations, more elementwise functions ------
+    "bitwise & | ^ ~ (bool masks)": (
+        lambda a, b: gc.where(((a > 0) & (b < 0)) | (~(a > b) ^ (b > 0.5)), a, b * 2.0),
+        [U(-2, 2, 6), U(-2, 2, 6)],
+        lambda a, b: np.where(((a > 0) & (b < 0)) | (~(a > b) ^ (b > 0.5)), a, b * 2.0)),
+    "mod": (lambda a, b: a % b, [U(2.3, 2.7, 4), U(1.0, 1.1, 4)], np.mod),   # a/b in (2, 3)
+    "floor_divide": (lambda a, b: (a // b) * a, [U(2.3, 2.7, 4), U(1.0, 1.1, 4)],
+                     lambda a, b: (a // b) * a),
+    "floor, ceil, round": (lambda a: gc.floor(a) * a + gc.ceil(a) + gc.round(a) * 2.0,
+                           [np.array([0.2, 1.3, -0.7, 2.6, -2.2])],
+                           lambda a: np.floor(a) * a + np.ceil(a) + np.rint(a) * 2.0),
+    "expm1": (gc.expm1, [U(-2, 2, 4)], np.expm1),
+    "erf": (gc.erf, [U(-2, 2, 4)], lambda a: np.vectorize(__import__("math").erf)(a)),
+    "tan": (gc.tan, [U(-1, 1, 4)], np.tan),
+    "arctan": (gc.arctan, [U(-3, 3, 4)], np.arctan),
+    "arctan2": (gc.arctan2, [U(-2, 2, 4), away_from_zero(4)], np.arctan2),
+    "log2, log10": (lambda a: gc.log2(a) + gc.log10(a) * 3.0, [U(0.2, 3, 4)],
+                    lambda a: np.log2(a) + np.log10(a) * 3.0),
+    "stop_gradient (of a step function)": (lambda a: gc.stop_gradient(gc.floor(a)) * a,
+                                           [np.array([0.2, 1.3, -0.7])],
+                                           lambda a: np.floor(a) * a),
+    "leaky_relu, elu, gelu, silu": (
+        lambda a: gc.leaky_relu(a, 0.1) + gc.elu(a) * 2.0 + gc.gelu(a) * 3.0 + gc.silu(a),
+        [away_from_zero(2, 3)],
+        lambda a: (np.where(a > 0, a, 0.1 * a) + 2 * np.where(a > 0, a, np.expm1(a))
+                   + 3 * 0.5 * a * (1 + np.vectorize(__import__("math").erf)(a / np.sqrt(2)))
+                   + a / (1 + np.exp(-a)))),
+    "clip": (lambda a: gc.clip(a, -0.5, 0.7), [np.array([-1.0, -0.2, 0.3, 0.9, 2.0])],
+             lambda a: np.clip(a, -0.5, 0.7)),
+    "argmax, argmin (no gradient)": (
+        lambda a: a * gc.expand_dims(gc.argmax(a, axis=1) - gc.argmin(a, axis=1), 1),
+        [U(-2, 2, 3, 4)],
+        lambda a: a * (a.argmax(1) - a.argmin(1))[:, None]),
+    # -- indexing and structure ---------------------------------------------------
+    "getitem: ints, slices, None, ...": (lambda a: a[1:, ::-1][..., None][0] * a[-1, 2],
+                                         [U(-2, 2, 3, 4)],
+                                         lambda a: a[1:, ::-1][..., None][0] * a[-1, 2]),
+    "getitem: a strided slice": (lambda a: a[::2, 3:0:-2], [U(-2, 2, 5, 4)],
+                                 lambda a: a[::2, 3:0:-2]),
+    "take (integer arrays, duplicates)": (
+        lambda a: a[[2, 0, 2]] + gc.take(a, [[0, 1], [1, -1]], axis=1)[:, 0],
+        [U(-2, 2, 3, 2)],
+        lambda a: a[[2, 0, 2]] + np.take(a, [[0, 1], [1, -1]], axis=1)[:, 0]),
+    "x[rows, cols]": (lambda a: a[[0, 2, 2], [1, 0, 1]], [U(-2, 2, 3, 2)],
+                      lambda a: a[[0, 2, 2], [1, 0, 1]]),
+    "at[].add, at[].set": (lambda a, v: a.at[[1, 1, 3]].add(v) + a.at[1:3].set(v[0]),
+                           [U(-2, 2, 5), U(-2, 2, 3)],
+                           lambda a, v: _at_reference(a, v)),
+    "concatenate, stack, split": (
+        lambda a, b: gc.concatenate([a, b * 2.0], axis=1) + gc.stack(gc.split(b, 2, axis=1) * 2, 1)
+        .reshape((3, 4)) * 0.5,
+        [U(-2, 2, 3, 2), U(-2, 2, 3, 2)],
+        lambda a, b: np.concatenate([a, 2 * b], 1) + np.stack(np.split(b, 2, 1) * 2, 1)
+        .reshape(3, 4) * 0.5),
+    "flip, squeeze, swapaxes, moveaxis": (
+        lambda a: gc.flip(a, 0) + gc.squeeze(gc.expand_dims(a, 0))
+        + gc.moveaxis(gc.expand_dims(a, 2), 2, 0)[0] + gc.swapaxes(gc.swapaxes(a, 0, 1) * 2.0, 0, 1),
+        [U(-2, 2, 2, 3)],
+        lambda a: np.flip(a, 0) + a + a + 2 * a),
+    "pad, tril, triu": (lambda a: gc.pad(gc.tril(a) - gc.triu(a, 1), ((1, 0), (0, 2)), 0.5),
+                        [U(-2, 2, 3, 3)],
+                        lambda a: np.pad(np.tril(a) - np.triu(a, 1), ((1, 0), (0, 2)),
+                                         constant_values=0.5)),
+    "var, std, norm": (lambda a: gc.var(a, axis=0, ddof=1) + gc.std(a) + gc.norm(a)
+                       + gc.norm(a, 1) + gc.norm(a, np.inf, axis=1)[0],
+                       [U(-2, 2, 3, 4)],
+                       lambda a: (a.var(0, ddof=1) + a.std() + np.linalg.norm(a)
+                                  + np.linalg.norm(a, 1) + np.abs(a).max(1)[0])),
+    "cross_entropy with integer labels": (
+        lambda z: gc.cross_entropy(z, np.array([1, 0, 3])), [U(-2, 2, 3, 4)],
+        lambda z: -(z - np.log(np.exp(z).sum(1, keepdims=True)))[np.arange(3), [1, 0, 3]]),
     # a fused elementwise chain that the SymPy loop-body pass rewrites at optimize="full"
     "elementwise chain (SymPy loop body)": (
         lambda A, R: gc.softplus(gc.tanh(A) * 3.0 - gc.sigmoid(A)) * gc.exp(-gc.square(A)) * R,
@@ -121,6 +192,14 @@ CASES = {
         lambda A, R: (np.logaddexp(0, np.tanh(A) * 3 - 1 / (1 + np.exp(-A)))
                       * np.exp(-A ** 2) * R)),
 }
+
+
+def _at_reference(a, v):
+    added = a.copy()
+    np.add.at(added, [1, 1, 3], v)
+    written = a.copy()
+    written[1:3] = v[0]
+    return added + written
 
 
 def test_every_op_has_a_case():

@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from ..autodiff import ADJOINT_OF
-from ..lowering import Call, ObjMode, PerElement, Size, View
+from ..lowering import Call, Code, ObjMode, PerElement, Size, View
 from ..ops import OPS
 from ..shapes import format_shape
 from .linking import op_functions_placeholder
@@ -135,6 +135,13 @@ class KernelWriter:
             self.emit(f"{target} = float({' * '.join(dims) or '1'}){comment}")
         elif isinstance(lowering, View):
             self._view(node, lowering, target, comment)
+        elif isinstance(lowering, Code):
+            shape = names.shape(self.plan.shapes[node])
+            lines = lowering.lines(target, [names.value(a) for a in node.args], node, shape)
+            self.emit(f"{lines[0]}{comment}")
+            for line in lines[1:]:
+                self.emit(line)
+            self._finite_check(node, target, scalar=node.shape == ())
         else:
             raise NotImplementedError(f"graphc cannot compile op {node.op!r}: its lowering "
                                       f"{type(lowering).__name__} is not a statement")
@@ -188,7 +195,9 @@ class KernelWriter:
         (x,) = node.args
         xv = names.value(x)
         out_shape = names.shape(self.plan.shapes[node])
-        if node.shape == ():          # scalars are plain numbers in a kernel
+        if lowering.indexes:          # the expression is an index: any result shape
+            expr = lowering.expression(xv, node, out_shape)
+        elif node.shape == ():        # scalars are plain numbers in a kernel
             expr = xv if x.shape == () else f"{xv}[{', '.join('0' * x.ndim)}]"
         elif x.shape == ():
             expr = f"np.full({out_shape}, {xv}, dtype=np.{node.dtype.name})"

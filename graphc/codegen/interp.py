@@ -40,15 +40,31 @@ def opcodes():
     """The ops the interpreter runs: per-element ops with a code template in the op
     table (the first few by frequency), then ``copy`` for the identities."""
     rest = sorted(n for n, op in OPS.items() if isinstance(op.lowering, PerElement)
-                  and op.lowering.code is not None and not _copies(op) and n not in _FIRST)
+                  and op.lowering.code is not None and not _copies(op) and n not in _FIRST
+                  and _takes_floats(op))
     return tuple(_FIRST + rest) + ("copy",)
 
 
+def _takes_floats(op):
+    """Whether the op is defined on float64 registers (bitwise ops are not, and a
+    conversion's template depends on its dtype)."""
+    if "{dtype}" in op.lowering.code:
+        return False
+    try:
+        op.dtype([np.dtype(np.float64)] * op.arity)
+    except TypeError:
+        return False
+    return True
+
+
 def supports(plan):
-    """Whether every statement is a scalar op the interpreter knows."""
+    """Whether every statement is a scalar op the interpreter knows, on values its
+    float64 registers hold exactly (floats and bools, not integers)."""
     known = set(opcodes())
-    return all(isinstance(st, Step) and isinstance(st.lowering, PerElement)
-               and (st.node.op in known or _copies(OPS[st.node.op])) for st in plan.program)
+    return (all(n.dtype.kind in "fb" for n in plan.order)
+            and all(isinstance(st, Step) and isinstance(st.lowering, PerElement)
+                    and (st.node.op in known or _copies(OPS[st.node.op]))
+                    for st in plan.program))
 
 
 def interpreter_source(decorator):

@@ -10,7 +10,7 @@ import inspect
 
 import numpy as np
 
-from ..signature import check_inplace, convert_argument, shape_error
+from ..signature import check_exact, check_inplace, convert_argument, shape_error
 from .emit import kernel_params, packs_outputs
 
 
@@ -78,4 +78,4 @@ def module_source(*, kernel, checker, inputs, outputs, names, single, key, doc_i
 #: Helpers the argument checker calls, copied from graphc.signature into every module
 #: so that it stands alone.
 _RUNTIME = "\n\n".join(inspect.getsource(f) for f in
-                        (convert_argument, check_inplace, shape_error))
+                        (convert_argument, check_exact, check_inplace, shape_error))

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import re
 
-from ..lowering import Call, PerElement
+from ..lowering import Call, Code, PerElement
 from ..ops import OPS
 from . import vecmath
 from .interp import interpreter_source
@@ -47,6 +47,8 @@ def definitions(cache=True):
     defs = {f"_{name}": f"{deco}{op.lowering.helper.rstrip()}\n"
             for name, op in sorted(OPS.items())
             if isinstance(op.lowering, PerElement) and op.lowering.helper and op.lowering.code}
+    defs.update({f"code {name} {i}": f"{deco}\n{src.strip()}\n" for name, op in sorted(OPS.items())
+                 if isinstance(op.lowering, Code) for i, src in enumerate(op.lowering.helpers)})
     defs = {re.search(r"def (\w+)\(", src).group(1): src for src in defs.values()}
     defs.update(vecmath.definitions(deco))
     defs["_dot"] = f"{deco}{_DOT.rstrip()}\n"

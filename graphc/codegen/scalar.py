@@ -48,8 +48,9 @@ def helper(op_name):
 
 
 def scalar_code(node, arg_names):
-    """The expression computing `node` from scalar variables named `arg_names`."""
-    return template(node.op).format(*arg_names)
+    """The expression computing `node` from scalar variables named `arg_names`
+    (``{dtype}`` in a template is the node's dtype: astype's ``np.{dtype}({0})``)."""
+    return template(node.op).format(*arg_names, dtype=node.dtype.name)
 
 
 def cost(expr):
