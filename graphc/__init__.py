@@ -5,7 +5,7 @@ this package (``import graphc as gc``)."""
 
 from . import api, tape  # noqa: F401 - tape is public (gc.tape)
 from .api import *  # noqa: F403 - the functions users call: exactly api.__all__
-from .autodiff import grad, jvp
+from .autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .custom import custom_op
 from .function import Function, compile, export
 from .graph import Expr, const, matrix, scalar, tensor, vector
@@ -18,6 +18,7 @@ from .viz import check_grad, explain, gradient_report, render_dot, to_dot, trace
 __all__ = sorted([
     *api.__all__,
     "Expr", "Function", "ShapeError", "check_grad", "compile", "const", "custom_op",
-    "elementwise", "evaluate", "explain", "export", "grad", "gradient_report", "jvp", "latex",
-    "matrix", "render_dot", "scalar", "tape", "tensor", "to_dot", "to_sympy", "trace", "vector",
+    "elementwise", "evaluate", "explain", "export", "grad", "gradient_report", "hessian",
+    "jacobian", "jvp", "latex", "matrix", "render_dot", "scalar", "tape", "tensor", "to_dot",
+    "to_sympy", "trace", "value_and_grad", "vector", "vjp",
 ])

@@ -170,9 +170,49 @@ def _local_jvp(node, arg_tangents):
     return total
 
 
+def value_and_grad(cost, wrt):
+    """``(cost, grad(cost, wrt))``: the value and its gradients, as graphs (compile
+    them together and the forward sweep is shared)."""
+    return cost, grad(cost, wrt)
+
+
+def vjp(outputs, wrt, cotangents):
+    """The vector-Jacobian products ``sum_k <cotangent_k, d outputs_k / d wrt>``: one
+    graph per node of `wrt` (a list, or one Expr for a single `wrt`)."""
+    _, outs = expr_list(outputs, "vjp", "outputs")
+    cots = list(cotangents) if isinstance(cotangents, (list, tuple)) else [cotangents]
+    if len(cots) != len(outs):
+        raise ValueError(f"vjp: {len(outs)} outputs but {len(cots)} cotangents")
+    total = None
+    for o, c in zip(outs, cots):
+        term = api.sum(o * as_expr(c, o.dtype)) if o.shape else o * as_expr(c, o.dtype)
+        total = term if total is None else total + term
+    return grad(total, wrt)
+
+
+def jacobian(y, x):
+    """d y / d x as a graph of shape ``y.shape + x.shape`` (one reverse sweep per
+    element of y, whose shape must be static)."""
+    if any(d is None for d in y.shape):
+        raise ValueError(f"jacobian: y's shape {y.shape} must be static")
+    if y.shape == ():
+        return grad(y, x)
+    flat = api.reshape(y, (-1,))
+    rows = [grad(flat[i], x) for i in range(flat.shape[0])]
+    return api.reshape(api.stack(rows, 0), tuple(y.shape) + tuple(x.shape)) \
+        if None not in x.shape else api.stack(rows, 0)
+
+
+def hessian(cost, x):
+    """The matrix of second derivatives of a scalar cost: the Jacobian of its gradient,
+    of shape ``x.shape + x.shape``."""
+    return jacobian(grad(cost, x), x)
+
+
 def _pad_rank(x, ndim):
     lead = ndim - x.ndim
     return api.expand_dims(x, tuple(range(lead))) if lead else x
 
 
-__all__ = ["ADJOINT_OF", "GRADIENT_OF", "elementwise_vjp", "grad", "jvp"]
+__all__ = ["ADJOINT_OF", "GRADIENT_OF", "elementwise_vjp", "grad", "hessian", "jacobian", "jvp",
+           "value_and_grad", "vjp"]
