@@ -19,15 +19,17 @@ from .linking import placeholder as runtime_placeholder
 from .loopbody import optimized_body
 from .runtime import definitions as runtime_definitions
 from .scalar import helper, scalar_code
-from .schedule import Loop, Step, lowering_of, value_args
+from .schedule import (CHUNK, LANES, PARALLEL_MIN, Loop, Step, lane_sums, loop_size,
+                       lowering_of, parallel_safe, value_args)
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
-_GENERATED = re.compile(r"^(v|e|n|i|k|out)\d+$|^_")
+_GENERATED = re.compile(r"^(v|e|n|i|k|c|s|p|l|a|out)\d+[a-z]?$|^_")
 
 
 class Names:
     """Stable, readable names: ``v12`` for node 12's value, ``e12`` for its element in a
-    loop, ``n0`` for a dynamic size, ``k0`` for a constant array."""
+    loop, ``n0`` for a dynamic size, ``k0`` for a constant array, ``c0`` for a scalar
+    constant of a type Python literals do not have (``c0 = np.float32(1.0)``)."""
 
     def __init__(self, plan, inputs):
         self.plan = plan
@@ -39,15 +41,31 @@ class Names:
                        for x in inputs}
         self.consts = {}
         self.dims = {}
+        self.typed = {}            # (dtype name, literal) -> name of a typed local
 
     def value(self, node):
         if node.is_input:
             return self.inputs[node]
         if node.is_const:
             if node.shape == ():
-                return _literal(node.value)
+                return self.constant(node.value, node.dtype)
             return self.consts.setdefault(node, f"k{len(self.consts)}")
         return f"v{self.index[node]}"
+
+    def constant(self, value, dtype):
+        """A scalar constant of `dtype` in generated code.  Python literals are float64,
+        int64 or bool in Numba; a constant of another dtype is a local set once at the
+        kernel's top (``c0 = np.float32(1.0)``), so that float32 arithmetic stays float32
+        (a float64 literal would promote every element to float64 and back)."""
+        dtype = np.dtype(dtype)
+        text = _literal(np.asarray(value, dtype=dtype))
+        if dtype in _LITERAL_DTYPES:
+            return text
+        return self.typed.setdefault((dtype.name, text), f"c{len(self.typed)}")
+
+    def typed_lines(self):
+        """The statements that set the typed constants, for the kernel's top."""
+        return [f"{name} = np.{dtype}({text})" for (dtype, text), name in self.typed.items()]
 
     def element(self, node):
         return f"e{self.index[node]}"
@@ -62,6 +80,10 @@ class Names:
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
+#: The dtypes Python literals have in Numba.
+_LITERAL_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
+
+
 def _literal(value):
     v = float(value)
     if math.isnan(v):
@@ -70,7 +92,15 @@ def _literal(value):
         return "np.inf" if v > 0 else "-np.inf"
     if np.dtype(value.dtype) == np.bool_:
         return repr(bool(value))
+    if np.dtype(value.dtype).kind in "iu":
+        return repr(int(value))
     return repr(v)
+
+
+def _typed(text, dtype):
+    """Literal source `text` as a value of `dtype` (a conversion unless Python's literal
+    has that type)."""
+    return text if np.dtype(dtype) in _LITERAL_DTYPES else f"np.{np.dtype(dtype).name}({text})"
 
 
 def _describe(node, names):
@@ -132,7 +162,8 @@ class KernelWriter:
         elif isinstance(lowering, Size):
             x = node.args[0]
             dims = [names.dim(self.plan.shapes[x][a]) for a in node.kwargs["axis"]]
-            self.emit(f"{target} = float({' * '.join(dims) or '1'}){comment}")
+            convert = "float" if node.dtype == np.float64 else f"np.{node.dtype.name}"
+            self.emit(f"{target} = {convert}({' * '.join(dims) or '1'}){comment}")
         elif isinstance(lowering, View):
             self._view(node, lowering, target, comment)
         elif isinstance(lowering, Code):
@@ -216,21 +247,104 @@ class KernelWriter:
         for r in loop.sinks:
             init = lowering_of(r).start(r.dtype)
             if plan.shapes[r] == ():
-                self.emit(f"{names.value(r)} = {init}")
+                self.emit(f"{names.value(r)} = {_typed(init, r.dtype)}")
             else:
                 self._allocate(r, f"np.full({{shape}}, {init}, dtype=np.{{dtype}})", init)
-        depth = 1
+        parallel = self.parallel and parallel_safe(loop, plan.shapes)
+        if lane_sums(loop):
+            self._lane_loop(loop, parallel)
+        else:
+            self._choose(loop, parallel, self._nest)
+        for r in loop.sinks:
+            self._finite_check(r, names.value(r), scalar=plan.shapes[r] == ())
+
+    def _choose(self, loop, parallel, nest):
+        """`nest(loop, prange, depth)`: with ``parallel``, the outer loop is a
+        ``numba.prange`` only when the loop nest has enough elements to pay for waking
+        the threads (PARALLEL_MIN; decided here when the sizes are static, else by a
+        test in the kernel, which then holds the nest twice)."""
+        if not parallel:
+            nest(loop, False, 1)
+            return
+        size = loop_size(loop.shape)
+        if isinstance(size, int):
+            nest(loop, size >= PARALLEL_MIN, 1)
+            return
+        sizes = " * ".join(self.names.dim(d) for d in loop.shape if d != 1)
+        self.emit(f"if {sizes} >= {PARALLEL_MIN}:  # enough work for the threads")
+        nest(loop, True, 2)
+        self.emit("else:")
+        nest(loop, False, 2)
+
+    def _nest(self, loop, prange, depth):
+        """The loop nest (the outer loop a ``prange`` if `prange`) and its body."""
+        names = self.names
         for axis, d in enumerate(loop.shape):
             if d == 1:                  # a size-1 axis needs no loop, only its index
                 self.emit(f"i{axis} = 0", depth)
                 continue
-            loop_range = "numba.prange" if axis == 0 and self._parallel_safe(loop) else "range"
+            loop_range = "numba.prange" if axis == 0 and prange else "range"
             self.emit(f"for i{axis} in {loop_range}({names.dim(d)}):", depth)
             depth += 1
+        self._body(loop, depth)
+
+    def _body(self, loop, depth, acc_of=None):
         loaded = {}
         if not (self.sympy_loops and self._sympy_body(loop, loaded, depth)):
             self._plain_body(loop, loaded, depth)
-        self._sinks(loop, loaded, depth)
+        self._sinks(loop, loaded, depth, acc_of)
+
+    def _lane_loop(self, loop, parallel):
+        """A 1-D loop with reductions, written so that LLVM can vectorise it without
+        reassociating anything: the index range is cut into chunks of CHUNK elements
+        and each chunk into blocks of LANES; element i is folded into partial result
+        i % LANES of its chunk (the innermost loop, over a block, carries no
+        dependence from one element to the next), the partial results are folded in
+        order into the chunk's result, and the chunk results in order into the
+        accumulator.  The order is fixed by the index alone, so the result is the same
+        with and without ``parallel`` (where the chunks run in a ``prange``) and on any
+        number of threads; it differs from the sequential sum in the last bits, as
+        NumPy's pairwise sum does (each partial sums about n/LANES elements: the error
+        bound is smaller than the sequential one).  NaN and Inf propagate as in any
+        sum; max and min fold the same way."""
+        names, plan = self.names, self.plan
+        (d,) = loop.shape
+        n = names.dim(d)
+        k = names.index[loop.sinks[0]]
+        chunks, chunk = f"n{k}c", f"i{k}c"
+        self.emit(f"# reductions in {LANES} partial results per chunk of {CHUNK} "
+                  "(a vectorisable loop; a fixed order, parallel or not)")
+        self.emit(f"{chunks} = ({n} + {CHUNK - 1}) // {CHUNK}")
+        for r in loop.sinks:
+            self.emit(f"p{names.index[r]} = np.empty({chunks}, dtype=np.{r.dtype.name})")
+
+        def nest(loop, prange, depth):
+            loop_range = "numba.prange" if prange else "range"
+            self.emit(f"for {chunk} in {loop_range}({chunks}):", depth)
+            for r in loop.sinks:
+                start = lowering_of(r).start(r.dtype)
+                self.emit(f"l{names.index[r]} = np.full({LANES}, {start}, "
+                          f"dtype=np.{r.dtype.name})", depth + 1)
+            self.emit(f"for i0b in range({chunk} * {CHUNK}, min({n}, {chunk} * {CHUNK} + "
+                      f"{CHUNK}), {LANES}):", depth + 1)
+            self.emit(f"for i0l in range(min({LANES}, {n} - i0b)):", depth + 2)
+            self.emit("i0 = i0b + i0l", depth + 3)
+            self._body(loop, depth + 3, {r: f"l{names.index[r]}[i0l]" for r in loop.sinks})
+            for r in loop.sinks:
+                q = names.index[r]
+                self.emit(f"a{q} = {_typed(lowering_of(r).start(r.dtype), r.dtype)}",
+                          depth + 1)
+                self.emit(f"for i0l in range({LANES}):", depth + 1)
+                for offset, line in lowering_of(r).accumulate(f"a{q}", f"l{q}[i0l]"):
+                    self.emit(line, depth + 2 + offset)
+                self.emit(f"p{q}[{chunk}] = a{q}", depth + 1)
+
+        self._choose(loop, parallel, nest)
+        self.emit(f"for {chunk} in range({chunks}):")
+        for r in loop.sinks:
+            acc = names.value(r) + ("[0]" if plan.shapes[r] != () else "")
+            for offset, line in lowering_of(r).accumulate(acc, f"p{names.index[r]}[{chunk}]"):
+                self.emit(line, 2 + offset)
 
     def _plain_body(self, loop, loaded, depth):
         """One statement per member, in order."""
@@ -251,7 +365,8 @@ class KernelWriter:
         needed = [m for m in loop.members if m in plan.stored or m in sinks_read]
         pending = []
         result = optimized_body(loop, needed, lambda a: self._element(a, loop, loaded, depth,
-                                                                     pending))
+                                                                     pending),
+                                number=self._number_printer(needed))
         for line in pending:                      # loads, whichever body is used
             self.emit(line, depth)
         if result is None:
@@ -265,25 +380,36 @@ class KernelWriter:
             self._store(m, loop, depth)
         return True
 
+    def _number_printer(self, needed):
+        """How SymPy's numbers are printed in a loop whose float values all have one
+        dtype that Python literals lack (float32): as typed constants; else None
+        (plain literals)."""
+        dtypes = {m.dtype for m in needed if m.dtype.kind == "f"}
+        if len(dtypes) != 1 or dtypes <= set(_LITERAL_DTYPES):
+            return None
+        (dtype,) = dtypes
+        return lambda value: self.names.constant(value, dtype)
+
     def _store(self, m, loop, depth):
         if m in self.plan.stored:
             self.emit(f"{self.names.value(m)}[{self._index(loop.shape, loop.shape)}] = "
                       f"{self.names.element(m)}", depth)
 
-    def _sinks(self, loop, loaded, depth):
-        """Accumulate each reduction of the loop's values."""
+    def _sinks(self, loop, loaded, depth, acc_of=None):
+        """Accumulate each reduction of the loop's values (into ``acc_of[r]`` when
+        given: a partial result)."""
         names, plan = self.names, self.plan
         for r in loop.sinks:
             x = r.args[0]
             e = self._element(x, loop, loaded, depth)
             acc = names.value(r)
-            if plan.shapes[r] != ():
+            if acc_of:
+                acc = acc_of[r]
+            elif plan.shapes[r] != ():
                 acc += f"[{self._reduced_index(loop.shape, r)}]"
             self.emit(f"# {names.value(r)} = {_describe(r, names)}", depth)
             for offset, line in lowering_of(r).accumulate(acc, e):
                 self.emit(line, depth + offset)
-        for r in loop.sinks:
-            self._finite_check(r, names.value(r), scalar=plan.shapes[r] == ())
 
     def _finite_check(self, node, value, scalar, depth=1):
         """With ``check_finite``, record the first node whose value is NaN or Inf."""
@@ -306,20 +432,6 @@ class KernelWriter:
         self.emit(f"{names.value(node)} = {names.value(donor)}  # reuses a dead buffer")
         if fill is not None:
             self.emit(f"{names.value(node)}.fill({fill})")
-
-    def _parallel_safe(self, loop):
-        """The outer loop may run in parallel (``prange``) when no two iterations write
-        the same place: every accumulator is indexed by the outer index, or is a scalar
-        sum (which Numba turns into a parallel reduction)."""
-        if not self.parallel:
-            return False
-        for r in loop.sinks:
-            if self.plan.shapes[r] == ():
-                if not lowering_of(r).parallel_scalar:
-                    return False
-            elif 0 in r.kwargs["axis"]:
-                return False
-        return True
 
     def _element(self, a, loop, loaded, depth, pending=None):
         """The scalar variable holding argument `a` at the loop's index: a member's
@@ -411,7 +523,8 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
                   else "") + "\n\n" + helpers)
     lines = [decorator, f"def _kernel({', '.join(params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
-    lines += unpack + dims + body + [_return_statement(returns, outputs)]
+    typed = ["    " + line for line in names.typed_lines()]
+    lines += unpack + dims + typed + body + [_return_statement(returns, outputs)]
     return helpers + "\n".join(lines) + "\n", writer.checked
 
 
@@ -475,10 +588,18 @@ def _dim_source(d, names):
     return f"{names.inputs[d.input]}.shape[{d.axis}]"
 
 
+#: Numba's parallel options for ``parallel=True`` kernels: only the loops emitted as
+#: ``numba.prange`` run in parallel (Numba would otherwise turn every ``np.full``,
+#: ``fill`` and array expression into a parallel region of its own).
+_PRANGE_ONLY = {"comprehension": False, "reduction": False, "inplace_binop": False,
+                "setitem": False, "numpy": False, "stencil": False, "fusion": False,
+                "prange": True}
+
+
 def _decorator(options):
     flags = [f"cache={options['cache']}", "nogil=True", "error_model='numpy'"]
     if options.get("fastmath"):
         flags.append("fastmath=True")
-    if options.get("parallel"):
-        flags.append("parallel=True")
+    if options.get("parallel"):       # explicit prange loops only: no parfors made from
+        flags.append(f"parallel={_PRANGE_ONLY}")    # allocations and array expressions
     return f"@numba.njit({', '.join(flags)})"

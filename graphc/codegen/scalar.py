@@ -12,6 +12,8 @@ import functools
 import signal
 import threading
 
+import numpy as np
+
 from ..ops import OPS
 
 #: Try ``sympy.simplify`` only on formulas up to this many operations, and give it at
@@ -50,7 +52,22 @@ def helper(op_name):
 def scalar_code(node, arg_names):
     """The expression computing `node` from scalar variables named `arg_names`
     (``{dtype}`` in a template is the node's dtype: astype's ``np.{dtype}({0})``)."""
-    return template(node.op).format(*arg_names, dtype=node.dtype.name)
+    return op_code(node.op, node.dtype, arg_names)
+
+
+def op_code(op_name, dtype, arg_names):
+    """The op's template applied to `arg_names`, for a result of `dtype`.  A helper
+    function (``_relu``, ``_sign``, one made from a SymPy formula) is written once for
+    every dtype, with Python float literals, so it returns float64 for a float32
+    argument; such a call is converted back to the node's float dtype, so that the
+    arithmetic that follows stays float32 (relu, sign, maximum and where only select:
+    the conversion is exact)."""
+    code = template(op_name).format(*arg_names, dtype=dtype.name)
+    lowering = OPS[op_name].lowering
+    if (dtype.kind == "f" and dtype != np.float64
+            and (lowering.helper is not None or lowering.code is None)):
+        return f"np.{dtype.name}({code})"
+    return code
 
 
 def cost(expr):

@@ -48,6 +48,52 @@ class Loop:
     sinks: list = field(default_factory=list)
 
 
+#: Reductions in a 1-D loop go to this many partial results, per chunk of CHUNK
+#: elements (see ``emit.KernelWriter._lane_loop``): a multiple of any vector width.
+LANES = 256
+CHUNK = 64 * LANES
+
+#: With ``parallel=True``, a loop nest runs on several threads only from this many
+#: elements on: waking Numba's threads costs tens of microseconds (far more on a busy
+#: machine, beside BLAS's spinning threads), more than a smaller loop takes.
+PARALLEL_MIN = 1 << 18
+
+
+def lane_sums(loop):
+    """Whether the loop's reductions are computed in partial results: a 1-D loop (the
+    only axis reduced) with reductions, whose sequential accumulation would keep LLVM
+    from vectorising it."""
+    return bool(loop.sinks) and len(loop.shape) == 1 and loop.shape[0] != 1
+
+
+def loop_size(shape):
+    """The number of elements of a loop nest: an int when every size is static, else
+    None."""
+    size = 1
+    for d in shape:
+        if not isinstance(d, int):
+            return None
+        size *= d
+    return size
+
+
+def parallel_safe(loop, shapes):
+    """Whether the outer loop may run in parallel (``prange``): no two iterations write
+    the same place.  A loop with partial results (``lane_sums``) runs its chunks in
+    parallel, each with its own partials; otherwise every accumulator must be indexed
+    by the outer index, or be a scalar the reduction's lowering says Numba can combine
+    across threads (``Reduce.parallel_scalar``)."""
+    if lane_sums(loop):
+        return True
+    for r in loop.sinks:
+        if shapes[r] == ():
+            if not lowering_of(r).parallel_scalar:
+                return False
+        elif 0 in r.kwargs["axis"]:
+            return False
+    return True
+
+
 @dataclass(eq=False)
 class Step:
     """One statement outside loops: `lowering` says what kind (a scalar PerElement,
