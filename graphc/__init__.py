@@ -10,6 +10,7 @@ from .custom import custom_op
 from .function import Function, compile, export
 from .graph import Expr, const, matrix, scalar, tensor, vector
 from .interpreter import evaluate
+from .loops import fori_loop, scan
 from .shapes import ShapeError
 from .symbolic import elementwise, latex, to_sympy
 from .version import __version__  # noqa: F401 - the package version
@@ -18,7 +19,7 @@ from .viz import check_grad, explain, gradient_report, render_dot, to_dot, trace
 __all__ = sorted([
     *api.__all__,
     "Expr", "Function", "ShapeError", "check_grad", "compile", "const", "custom_op",
-    "elementwise", "evaluate", "explain", "export", "grad", "gradient_report", "hessian",
-    "jacobian", "jvp", "latex", "matrix", "render_dot", "scalar", "tape", "tensor", "to_dot",
+    "elementwise", "evaluate", "explain", "export", "fori_loop", "grad", "gradient_report", "hessian",
+    "jacobian", "jvp", "latex", "matrix", "render_dot", "scalar", "scan", "tape", "tensor", "to_dot",
     "to_sympy", "trace", "value_and_grad", "vector", "vjp",
 ])

@@ -1,0 +1,223 @@
+"""gc.scan and gc.fori_loop: evaluate, tape, compiled loops, grad, jvp, grad of grad."""
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import tape
+
+RNG = np.random.default_rng(0)
+B, D, H = 2, 3, 4
+
+
+def _fd(f, x, eps=1e-6):
+    """Central finite differences of scalar f at array x."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+# -- cumsum ---------------------------------------------------------------------
+
+XS = gc.vector("xs", None)
+CARRY, YS = gc.scan(lambda c, x: (c + x, c + x), gc.const(0.0), XS)
+CUMSUM_COST = gc.sum(YS * YS) + CARRY
+CUMSUM_GRAD = gc.grad(CUMSUM_COST, XS)
+
+
+def _cumsum_cost(v):
+    cs = np.cumsum(v)
+    return (cs ** 2).sum() + cs[-1]
+
+
+@pytest.fixture(scope="module")
+def cumsum_fn():
+    return gc.compile([XS], [CARRY, YS, CUMSUM_GRAD])
+
+
+def test_cumsum_evaluate():
+    v = RNG.normal(size=7)
+    c, ys = gc.evaluate([CARRY, YS], {XS: v})
+    np.testing.assert_allclose(ys, np.cumsum(v))
+    np.testing.assert_allclose(c, v.sum())
+    g = gc.evaluate(CUMSUM_GRAD, {XS: v})
+    np.testing.assert_allclose(g, _fd(_cumsum_cost, v), rtol=1e-6, atol=1e-6)
+
+
+def test_cumsum_compiled_is_a_loop_for_any_length(cumsum_fn):
+    for n in (1, 5, 200):
+        v = RNG.normal(size=n)
+        c, ys, g = cumsum_fn(v)
+        np.testing.assert_allclose(ys, np.cumsum(v))
+        np.testing.assert_allclose(c, v.sum())
+        np.testing.assert_allclose(g, gc.evaluate(CUMSUM_GRAD, {XS: v}), rtol=1e-10)
+    assert "_op_scan_" in cumsum_fn.source       # one call of the loop, not unrolled
+
+
+def test_reverse():
+    v = RNG.normal(size=6)
+    c, ys = gc.scan(lambda c, x: (c + x, c + x), gc.const(0.0), XS, reverse=True)
+    cv, ysv = gc.evaluate([c, ys], {XS: v})
+    np.testing.assert_allclose(ysv, np.cumsum(v[::-1])[::-1])
+    np.testing.assert_allclose(cv, v.sum())
+    g = gc.evaluate(gc.grad(gc.sum(ys * ys), XS), {XS: v})
+    np.testing.assert_allclose(g, _fd(lambda u: (np.cumsum(u[::-1]) ** 2).sum(), v), atol=1e-6)
+
+
+def test_tuple_carry_no_y_and_fori_loop():
+    a0, b0 = gc.scalar("a0"), gc.scalar("b0")
+    (a, b), ys = gc.scan(lambda c, _: ((c[1], c[0] + c[1]), None), (a0, b0), length=10)
+    assert ys is None
+    assert gc.evaluate([a, b], {a0: 0.0, b0: 1.0}) == (55.0, 89.0)
+    da = gc.grad(b, [a0, b0])
+    assert gc.evaluate(da, {a0: 0.0, b0: 1.0}) == (55.0, 89.0)       # b10 = F10 a0 + F11 b0
+    c = gc.fori_loop(0, 5, lambda i, c: c * 2.0 + gc.astype(i, "float64"), a0)
+    ref = 3.0
+    for i in range(5):
+        ref = ref * 2 + i
+    assert gc.evaluate(c, {a0: 3.0}) == ref
+    assert gc.evaluate(gc.grad(c, a0), {a0: 3.0}) == 32.0
+
+
+# -- vector-weight sigmoid chain (W2) ---------------------------------------------
+
+W, BIAS, A0 = gc.vector("w", None), gc.vector("b", None), gc.scalar("a0")
+A_L, _ = gc.scan(lambda a, wb: (gc.sigmoid(wb[0] * a + wb[1]), None), A0, (W, BIAS))
+CHAIN_GRADS = gc.grad(A_L, [W, BIAS, A0])
+
+
+def _chain_backprop(w, b, a0):
+    a = [a0]
+    for wl, bl in zip(w, b):
+        a.append(1 / (1 + np.exp(-(wl * a[-1] + bl))))
+    dw, db, delta = np.zeros_like(w), np.zeros_like(b), 1.0
+    for l in range(len(w) - 1, -1, -1):
+        dz = delta * a[l + 1] * (1 - a[l + 1])
+        dw[l], db[l], delta = dz * a[l], dz, dz * w[l]
+    return a[-1], dw, db, delta
+
+
+@pytest.fixture(scope="module")
+def chain_fn():
+    return gc.compile([W, BIAS, A0], [A_L] + CHAIN_GRADS)
+
+
+def test_sigmoid_chain_against_backprop(chain_fn):
+    for L in (4, 300):
+        w, b = RNG.normal(size=L), RNG.normal(size=L) * 0.1
+        ref = _chain_backprop(w, b, 0.3)
+        got = gc.evaluate([A_L] + CHAIN_GRADS, {W: w, BIAS: b, A0: 0.3})
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-14)
+        for r, g in zip(ref, chain_fn(w, b, 0.3)):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-14)
+
+
+def test_jvp_and_hvp_through_scan():
+    L = 5
+    w, b, v = RNG.normal(size=L), RNG.normal(size=L) * 0.1, RNG.normal(size=L)
+    feed = {W: w, BIAS: b, A0: 0.3}
+    g_w = CHAIN_GRADS[0]
+    (tangent,) = gc.jvp([A_L], [W], [gc.const(v)])
+    np.testing.assert_allclose(gc.evaluate(tangent, feed), gc.evaluate(g_w, feed) @ v, rtol=1e-10)
+    hvp = gc.grad(gc.sum(g_w * gc.const(v)), W)
+    grad_at = lambda u: _chain_backprop(u, b, 0.3)[1]                  # noqa: E731
+    fd = (grad_at(w + 1e-5 * v) - grad_at(w - 1e-5 * v)) / 2e-5
+    np.testing.assert_allclose(gc.evaluate(hvp, feed), fd, rtol=1e-5, atol=1e-8)
+
+
+# -- vanilla RNN --------------------------------------------------------------------
+
+XR = gc.tensor("X", (None, B, D))
+WH, UX, BH, H0 = gc.tensor("W", (H, H)), gc.tensor("U", (D, H)), gc.vector("bh", H), gc.tensor("h0", (B, H))
+
+
+def _rnn_step(h, x):
+    h = gc.tanh(h @ WH + x @ UX + BH)
+    return h, gc.sum(h * h)
+
+
+H_T, RNN_YS = gc.scan(_rnn_step, H0, XR)
+RNN_COST = gc.sum(H_T) + gc.sum(RNN_YS)
+RNN_PARAMS = [WH, UX, BH, H0, XR]
+RNN_GRADS = gc.grad(RNN_COST, RNN_PARAMS)
+
+
+def _rnn_values(T):
+    r = np.random.default_rng(T)
+    return {XR: r.normal(size=(T, B, D)), WH: r.normal(size=(H, H)) * 0.5,
+            UX: r.normal(size=(D, H)) * 0.5, BH: r.normal(size=H) * 0.1, H0: r.normal(size=(B, H))}
+
+
+def _rnn_numpy_cost(v):
+    h = v[H0]
+    total = 0.0
+    for x in v[XR]:
+        h = np.tanh(h @ v[WH] + x @ v[UX] + v[BH])
+        total += (h * h).sum()
+    return h.sum() + total
+
+
+@pytest.fixture(scope="module")
+def rnn_fn():
+    return gc.compile([XR, WH, UX, BH, H0], [RNN_COST] + RNN_GRADS)
+
+
+def test_rnn_against_unrolled_and_finite_differences():
+    T = 3
+    vals = _rnn_values(T)
+    h, ys = H0, []
+    for t in range(T):
+        h, y = _rnn_step(h, XR[t])
+        ys.append(y)
+    unrolled = gc.sum(h) + gc.sum(gc.stack(ys))
+    ref = gc.evaluate([unrolled] + gc.grad(unrolled, RNN_PARAMS), vals)
+    got = gc.evaluate([RNN_COST] + RNN_GRADS, vals)
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[0], _rnn_numpy_cost(vals))
+    for p, g in zip(RNN_PARAMS, got[1:]):
+        def f(value, p=p):
+            return _rnn_numpy_cost({**vals, p: value})
+        np.testing.assert_allclose(g, _fd(f, vals[p]), rtol=1e-5, atol=1e-7)
+
+
+def test_rnn_compiled_dynamic_length(rnn_fn):
+    for T in (3, 50):
+        vals = _rnn_values(T)
+        ref = gc.evaluate([RNN_COST] + RNN_GRADS, vals)
+        got = rnn_fn(vals[XR], vals[WH], vals[UX], vals[BH], vals[H0])
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+
+
+# -- the tape -----------------------------------------------------------------------
+
+def test_scan_on_the_tape():
+    vals = _rnn_values(4)
+    Wt = tape.Tensor(vals[WH], requires_grad=True)
+    Xt = tape.Tensor(vals[XR], requires_grad=True)
+    h0 = tape.Tensor(vals[H0])
+
+    def step(h, x):
+        h = gc.tanh(h @ Wt + x @ vals[UX] + vals[BH])
+        return h, gc.sum(h * h)
+    h, ys = gc.scan(step, h0, Xt)
+    cost = gc.sum(h) + gc.sum(ys)
+    cost.backward()
+    ref = gc.evaluate([RNN_COST, RNN_GRADS[0], RNN_GRADS[4]], vals)
+    np.testing.assert_allclose(cost.data, ref[0])
+    np.testing.assert_allclose(Wt.grad, ref[1], rtol=1e-10)
+    np.testing.assert_allclose(Xt.grad, ref[2], rtol=1e-10)
+
+
+def test_errors():
+    with pytest.raises(gc.ShapeError, match="carry component 0"):
+        gc.scan(lambda c, x: (gc.stack([c, c]), None), gc.const(0.0), XS)
+    with pytest.raises(TypeError, match="xs or length"):
+        gc.scan(lambda c, x: (c, None), gc.const(0.0))
+    with pytest.raises(TypeError, match="bounds"):
+        gc.fori_loop(0, gc.scalar("n"), lambda i, c: c, gc.const(0.0))
