@@ -129,6 +129,10 @@ class Call(Lowering):
 
     function: str
     cast_operands: bool = False
+    rewrite_fn: Callable | None = None   # cases lowered to other ops (batched matmul)
+
+    def rewrite(self, F, node, args):
+        return None if self.rewrite_fn is None else self.rewrite_fn(F, node, args)
 
 
 @dataclass(frozen=True)

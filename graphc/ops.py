@@ -585,15 +585,22 @@ register(Op(name="broadcast_like", kind="structure", arity=2,
 # ---------------------------------------------------------------------------------
 
 def _matmul_shape(shapes, meet, **_):
+    """NumPy's matmul: 1-D operands are promoted (and the new axis dropped), leading
+    (batch) dimensions broadcast."""
     a, b = shapes
-    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
-        raise ShapeError(f"matmul: operands must be 1-D or 2-D, got shapes "
+    if not a or not b:
+        raise ShapeError(f"matmul: operands must be at least 1-D, got shapes "
                          f"{format_shape(a)} and {format_shape(b)}")
     k_a = a[-1]
-    k_b = b[0]
+    k_b = b[0] if len(b) == 1 else b[-2]
     meet(k_a, k_b, lambda: f"matmul: shapes {format_shape(a)} and {format_shape(b)} "
                            f"are not aligned ({k_a} != {k_b})")
-    return tuple(a[:-1]) + tuple(b[1:])
+    if len(a) <= 2 and len(b) <= 2:
+        return tuple(a[:-1]) + tuple(b[1:])
+    batch = broadcast_shapes("matmul", [tuple(a[:-2]), tuple(b[:-2])], meet)
+    rows = (a[-2],) if len(a) >= 2 else ()
+    cols = (b[-1],) if len(b) >= 2 else ()
+    return tuple(batch) + rows + cols
 
 
 def _matmul_vjp(F, g, out, a, b):
@@ -603,7 +610,24 @@ def _matmul_vjp(F, g, out, a, b):
         return b @ g, F.expand_dims(a, axis=(1,)) * F.expand_dims(g, axis=(0,))
     if a.ndim == 2 and b.ndim == 1:
         return F.expand_dims(g, axis=(1,)) * F.expand_dims(b, axis=(0,)), g @ a
-    return g * b, g * a
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    return _broadcast_matmul_vjp(F, g, a, b)
+
+
+def _broadcast_matmul_vjp(F, g, a, b):
+    """With batch dimensions: promote 1-D operands, take the two products with swapped
+    last axes, sum over the batch axes each operand was broadcast along."""
+    a2 = F.expand_dims(a, axis=(0,)) if a.ndim == 1 else a
+    b2 = F.expand_dims(b, axis=(1,)) if b.ndim == 1 else b
+    g2 = F.expand_dims(g, axis=(g.ndim - 1,)) if a.ndim == 1 else g
+    g2 = F.expand_dims(g2, axis=(g2.ndim,)) if b.ndim == 1 else g2
+    swap = lambda t: F.transpose(t, axes=tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))  # noqa: E731
+    ga = unbroadcast(F, F.matmul(g2, swap(b2)), a2.shape)
+    gb = unbroadcast(F, F.matmul(swap(a2), g2), b2.shape)
+    ga = F.reshape(ga, a.shape) if a.ndim == 1 else ga
+    gb = F.reshape(gb, b.shape) if b.ndim == 1 else gb
+    return ga, gb
 
 
 def _matmul_jvp(F, tangents, out, a, b):
@@ -614,8 +638,74 @@ def _matmul_jvp(F, tangents, out, a, b):
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
+def _batched_matmul_lowering(F, node, args):
+    """A matmul with batch dimensions becomes one over stacked matrices: both operands
+    broadcast to the full batch, reshaped to (batch, m, k) and (batch, k, n), multiplied
+    one matrix pair at a time by BLAS (``batched_matmul``) and reshaped back."""
+    a, b = args
+    if a.ndim <= 2 and b.ndim <= 2:
+        return None
+    a2 = F.expand_dims(a, 0) if a.ndim == 1 else a
+    b2 = F.expand_dims(b, 1) if b.ndim == 1 else b
+    batch = broadcast_shapes("matmul", [tuple(a2.shape[:-2]), tuple(b2.shape[:-2])])
+    if any(d is None for d in batch[1:]):
+        raise ShapeError("matmul: only the first batch dimension may be dynamic, got "
+                         f"{format_shape(a.shape)} @ {format_shape(b.shape)}")
+    lead = None if batch and batch[0] is None else -1
+
+    def stacked(x):
+        """x as (n, rows, cols): n the whole batch, or 1 for an operand without batch
+        dimensions (the product broadcasts it); partial broadcasts are made whole."""
+        own = tuple(x.shape[:-2])
+        if all(d == 1 for d in own):
+            return F.reshape(x, (1,) + tuple(x.shape[-2:]))
+        if own != batch:
+            if None in batch:
+                raise ShapeError(f"matmul: cannot broadcast batch {format_shape(own)} to a "
+                                 f"dynamic batch {format_shape(batch)}")
+            x = F.broadcast_to(x, batch + tuple(x.shape[-2:]))
+        return F.reshape(x, (lead,) + tuple(x.shape[-2:]))
+    a3, b3 = stacked(a2), stacked(b2)
+    product = F.apply("batched_matmul", a3, b3)
+    return F.reshape(product, tuple(None if d is None else d for d in node.shape))
+
+
 register(Op(name="matmul", kind="linalg", arity=2, impl=np.matmul, shape=_matmul_shape,
-            lowering=Call("_dot", cast_operands=True), vjp=_matmul_vjp, jvp=_matmul_jvp))
+            lowering=Call("_dot", cast_operands=True, rewrite_fn=_batched_matmul_lowering),
+            vjp=_matmul_vjp, jvp=_matmul_jvp))
+
+_BMM = """
+def _bmm(a, b):
+    n = max(a.shape[0], b.shape[0])
+    out = np.empty((n, a.shape[1], b.shape[2]), dtype=a.dtype)
+    for i in range(n):
+        out[i] = np.dot(a[i if a.shape[0] > 1 else 0], b[i if b.shape[0] > 1 else 0])
+    return out
+"""
+
+
+def _batched_matmul_shape(shapes, meet, **_):
+    (n, m, k), (n2, k2, p) = shapes
+    meet(k, k2, lambda: f"batched_matmul: {k} != {k2}")
+    (batch,) = broadcast_shapes("batched_matmul", [(n,), (n2,)], meet)
+    return (batch, m, p)
+
+
+def _batched_matmul_vjp(F, g, out, a, b):
+    """The two products with swapped last axes, summed over the batch where an operand
+    was shared by every pair (its batch size is 1)."""
+    return (unbroadcast(F, F.apply("batched_matmul", g, F.transpose(b, axes=(0, 2, 1))), a.shape),
+            unbroadcast(F, F.apply("batched_matmul", F.transpose(a, axes=(0, 2, 1)), g), b.shape))
+
+
+register(Op(name="batched_matmul", kind="linalg", arity=2, impl=np.matmul,
+            shape=_batched_matmul_shape, public=False,
+            lowering=Code(lambda t, args, node, shape: [
+                f"{t} = _bmm(np.ascontiguousarray({args[0]}), np.ascontiguousarray({args[1]}))"],
+                helpers=(_BMM,)),
+            vjp=_batched_matmul_vjp, jvp=_matmul_jvp,
+            doc="(n, m, k) @ (n, k, p), one BLAS product per matrix pair (n may be 1 "
+                "for either operand: it is then shared)"))
 
 
 # ---------------------------------------------------------------------------------

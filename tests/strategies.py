@@ -21,12 +21,21 @@ UNARY = {
     "tanh": (gc.tanh, (-3, 3)), "sigmoid": (gc.sigmoid, (-4, 4)), "relu": (gc.relu, (-2, 2)),
     "softplus": (gc.softplus, (-4, 4)), "neg": (lambda a: -a, (-2, 2)),
     "sign*x": (lambda a: gc.sign(a) * a, (-2, 2)),
+    "expm1": (gc.expm1, (-2, 2)), "erf": (gc.erf, (-2, 2)), "tan": (gc.tan, (-1, 1)),
+    "arctan": (gc.arctan, (-3, 3)),
+    "log2+log10": (lambda a: gc.log2(gc.square(a) + 0.5) + gc.log10(gc.square(a) + 0.5), (-2, 2)),
+    # steps: zero gradient almost everywhere (a draw lands on a jump with probability ~1e-6)
+    "floor*x+ceil+round": (lambda a: gc.floor(a) * a + gc.ceil(a) + gc.round(a), (-2, 2)),
+    "clip": (lambda a: gc.clip(a, -0.7, 0.9), (-2, 2)),
 }
 BINARY = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / (gc.square(b) + 1.0), "maximum": gc.maximum, "minimum": gc.minimum,
     "pow": lambda a, b: (gc.square(a) + 0.5) ** gc.tanh(b),
     "where": lambda a, b: gc.where(a > b, a * b, a - b),
+    "arctan2": lambda a, b: gc.arctan2(a, gc.square(b) + 0.5),
+    "where of masks": lambda a, b: gc.where(((a > b) & (a > 0.0)) | ~(b < -0.5) ^ (a < 0.3),
+                                            a, b),
 }
 REDUCE = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min,
           "logsumexp": gc.logsumexp,

@@ -147,6 +147,14 @@ CASES = {
         lambda a: a * gc.expand_dims(gc.argmax(a, axis=1) - gc.argmin(a, axis=1), 1),
         [U(-2, 2, 3, 4)],
         lambda a: a * (a.argmax(1) - a.argmin(1))[:, None]),
+    "matmul with batch dimensions": (lambda a, b: a @ b, [U(-2, 2, 2, 3, 4), U(-2, 2, 4, 2)],
+                                     np.matmul),
+    "matmul, broadcast batches, 1-D": (lambda a, b, v: (a @ b) @ v,
+                                       [U(-2, 2, 1, 3, 4), U(-2, 2, 2, 4, 3), U(-2, 2, 3)],
+                                       lambda a, b, v: (a @ b) @ v),
+    "batched_matmul (what batch matmuls lower to)": (
+        lambda a, b: gc.api.apply("batched_matmul", a, b), [U(-2, 2, 2, 3, 4), U(-2, 2, 1, 4, 2)],
+        np.matmul),
     # -- indexing and structure ---------------------------------------------------
     "getitem: ints, slices, None, ...": (lambda a: a[1:, ::-1][..., None][0] * a[-1, 2],
                                          [U(-2, 2, 3, 4)],

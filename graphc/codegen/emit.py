@@ -181,6 +181,8 @@ class KernelWriter:
         name = self.names.value(a)
         if lowering.cast_operands and a.shape != () and a.dtype != dtype:
             return f"{name}.astype(np.{dtype.name})"
+        if _strided_view(a):
+            return f"np.ascontiguousarray({name})"   # BLAS takes rows or columns only
         return name
 
     def _function(self, node, lowering):
@@ -475,6 +477,16 @@ class KernelWriter:
                 self.loop(st)
             else:
                 self.step(st)
+
+
+def _strided_view(node):
+    """Whether `node` is a view of a slice (``x[:, :3]``, or its transpose): its layout
+    is neither C nor Fortran order."""
+    while node.args and isinstance(OPS[node.op].lowering, View):
+        if OPS[node.op].lowering.indexes:
+            return True
+        node = node.args[0]
+    return False
 
 
 def _numba_type(node):

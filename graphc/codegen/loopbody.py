@@ -51,6 +51,11 @@ def _printer(number=None):
     from sympy.printing.pycode import PythonCodePrinter
 
     class LoopPrinter(PythonCodePrinter):
+        def _print_Symbol(self, expr):
+            """Symbols stand for source the emitter wrote (``e12``, ``False``): print them
+            as they are (SymPy would rename a keyword to ``False_``)."""
+            return expr.name
+
         def _print_Function(self, expr):
             name = type(expr).__name__
             if name.startswith("OPAQUE"):
