@@ -115,10 +115,10 @@ def register(op):
 
 
 def elementwise_op(name, arity, impl, sym, code, partials, dtype=promote, doc="", helper=None,
-                   code_sym="sym", public=True):
+                   code_sym="sym", public=True, scalar=None, scalar_helper=None):
     """Register an elementwise op.  `code_sym` defaults to `sym`: pass None when the
     SymPy form would not compute the same as `code` (NaN handling), or a stable form."""
-    lowering = PerElement(code=code, helper=helper,
+    lowering = PerElement(code=code, helper=helper, scalar=scalar, scalar_helper=scalar_helper,
                           code_sym=sym if code_sym == "sym" else code_sym)
     return register(Op(name=name, kind="elementwise", arity=arity, impl=impl,
                        shape=_elementwise_shape(name), dtype=dtype, lowering=lowering,
@@ -190,12 +190,12 @@ def _pow_exponent_partial(F, out, a, b):
 
 elementwise_op("pow", 2, np.power, lambda sp, a, b: a ** b, "({0} ** {1})",
                (_pow_base_partial, _pow_exponent_partial))
-float_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "_exp({0})",
-               (lambda F, out, x: out,))
-float_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})",
-               (lambda F, out, x: 1.0 / x,))
+float_op("exp", 1, np.exp, lambda sp, x: sp.exp(x), "_exp({0})", scalar="math.exp({0})",
+         partials=(lambda F, out, x: out,))
+float_op("log", 1, np.log, lambda sp, x: sp.log(x), "_log({0})", scalar="math.log({0})",
+         partials=(lambda F, out, x: 1.0 / x,))
 float_op("log1p", 1, np.log1p, lambda sp, x: sp.log(1 + x), "_log1p({0})",
-               (lambda F, out, x: 1.0 / (1.0 + x),), code_sym=_log1p)
+         scalar="math.log1p({0})", partials=(lambda F, out, x: 1.0 / (1.0 + x),), code_sym=_log1p)
 float_op("sqrt", 1, np.sqrt, lambda sp, x: sp.sqrt(x), "math.sqrt({0})",
                (lambda F, out, x: 0.5 / out,))
 elementwise_op("square", 1, np.square, lambda sp, x: x ** 2, "({0} * {0})",
@@ -215,10 +215,16 @@ float_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
                (lambda F, out, x: F.cos(x),))
 float_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
                (lambda F, out, x: -F.sin(x),))
-float_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})",
-               (lambda F, out, x: 1.0 - out * out,))
+float_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})", scalar="math.tanh({0})",
+         partials=(lambda F, out, x: 1.0 - out * out,))
 float_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),
                "_sigmoid({0})", (lambda F, out, x: out * (1.0 - out),),
+               scalar="_sigmoid_scalar({0})", scalar_helper="""
+def _sigmoid_scalar(x):
+    e = math.exp(-abs(x))          # never overflows
+    s = 1.0 / (1.0 + e)
+    return s if x >= 0 else e * s
+""",
                code_sym=lambda sp, x: sp.Piecewise((1 / (1 + sp.exp(-sp.Abs(x))), x >= 0),
                                                    (sp.exp(-sp.Abs(x)) / (1 + sp.exp(-sp.Abs(x))),
                                                     True)),
@@ -234,6 +240,7 @@ def _relu(x):
 float_op("softplus", 1, _stable_softplus, lambda sp, x: sp.log(1 + sp.exp(x)),
                "_softplus({0})",
                (lambda F, out, x: F.sigmoid(x),),
+               scalar="(max({0}, 0.0) + math.log1p(math.exp(-abs({0}))))",
                code_sym=lambda sp, x: sp.Max(x, 0) + _log1p(sp, sp.exp(-sp.Abs(x))),
                doc="log(1 + exp(x)), evaluated without overflow for large |x|")
 elementwise_op("maximum", 2, np.maximum, lambda sp, a, b: sp.Max(a, b),
@@ -310,7 +317,7 @@ for _name, _np_fn, _code in [("floor", np.floor, "np.floor({0})"),
              doc=f"{_name} (to the nearest even integer at halves, as NumPy); zero gradient")
 
 float_op("expm1", 1, np.expm1, lambda sp, x: sp.exp(x) - 1, "_expm1({0})",
-         (lambda F, out, x: out + 1.0,), code_sym=None)
+         scalar="math.expm1({0})", partials=(lambda F, out, x: out + 1.0,), code_sym=None)
 float_op("erf", 1, _special.erf, lambda sp, x: sp.erf(x), "math.erf({0})",
          (lambda F, out, x: (2.0 / math.sqrt(math.pi)) * F.exp(-(x * x)),))
 float_op("tan", 1, np.tan, lambda sp, x: sp.tan(x), "math.tan({0})",

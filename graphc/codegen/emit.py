@@ -148,7 +148,7 @@ class KernelWriter:
         lowering = st.lowering
         if isinstance(lowering, PerElement):        # a scalar: plain numbers in a kernel
             args = [names.value(a) for a in lowering.value_args(node)]
-            code = args[0] if lowering.identity else scalar_code(node, args)
+            code = args[0] if lowering.identity else scalar_code(node, args, in_loop=False)
             self.emit(f"{target} = {code}{comment}")
             self._finite_check(node, target, scalar=True)
         elif isinstance(lowering, Call):

@@ -78,7 +78,7 @@ def interpreter_source(decorator):
               "        b = regs[code[k, 3]]",
               "        c = regs[code[k, 4]]"]
     for i, name in enumerate(opcodes()):
-        expr = "a" if name == "copy" else template(name).format("a", "b", "c")
+        expr = "a" if name == "copy" else template(name, in_loop=False).format("a", "b", "c")
         lines.append(f"        {'if' if i == 0 else 'elif'} op == {i}:  # {name}")
         lines.append(f"            regs[code[k, 1]] = {expr}")
     lines.append("    return 0")

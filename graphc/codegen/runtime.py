@@ -47,6 +47,9 @@ def definitions(cache=True):
     defs = {f"_{name}": f"{deco}{op.lowering.helper.rstrip()}\n"
             for name, op in sorted(OPS.items())
             if isinstance(op.lowering, PerElement) and op.lowering.helper and op.lowering.code}
+    defs.update({f"scalar {name}": f"{deco}{op.lowering.scalar_helper.rstrip()}\n"
+                 for name, op in sorted(OPS.items())
+                 if isinstance(op.lowering, PerElement) and op.lowering.scalar_helper})
     defs.update({f"code {name} {i}": f"{deco}\n{src.strip()}\n" for name, op in sorted(OPS.items())
                  if isinstance(op.lowering, Code) for i, src in enumerate(op.lowering.helpers)})
     defs = {re.search(r"def (\w+)\(", src).group(1): src for src in defs.values()}

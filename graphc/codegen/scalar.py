@@ -30,9 +30,13 @@ DIVISION, POWER, OPAQUE = 4, 8, 10
 
 
 @functools.cache
-def template(op_name):
-    """The op's scalar template, with ``{0}``, ``{1}`` ... standing for its arguments."""
+def template(op_name, in_loop=True):
+    """The op's scalar template, with ``{0}``, ``{1}`` ... standing for its arguments:
+    the one for fused loops, or (``in_loop=False``) for statements outside loops when
+    the op has one of its own (``PerElement.scalar``)."""
     op = OPS[op_name]
+    if not in_loop and op.lowering.scalar is not None:
+        return op.lowering.scalar
     if op.lowering.code is not None:
         return op.lowering.code
     if getattr(op, "formula", None) is None:
@@ -49,23 +53,24 @@ def helper(op_name):
     return formula_helper(op_name, *formula) if formula else op.lowering.helper
 
 
-def scalar_code(node, arg_names):
+def scalar_code(node, arg_names, in_loop=True):
     """The expression computing `node` from scalar variables named `arg_names`
     (``{dtype}`` in a template is the node's dtype: astype's ``np.{dtype}({0})``)."""
-    return op_code(node.op, node.dtype, arg_names)
+    return op_code(node.op, node.dtype, arg_names, in_loop)
 
 
-def op_code(op_name, dtype, arg_names):
+def op_code(op_name, dtype, arg_names, in_loop=True):
     """The op's template applied to `arg_names`, for a result of `dtype`.  A helper
     function (``_relu``, ``_sign``, one made from a SymPy formula) is written once for
     every dtype, with Python float literals, so it returns float64 for a float32
     argument; such a call is converted back to the node's float dtype, so that the
     arithmetic that follows stays float32 (relu, sign, maximum and where only select:
     the conversion is exact)."""
-    code = template(op_name).format(*arg_names, dtype=dtype.name)
+    code = template(op_name, in_loop).format(*arg_names, dtype=dtype.name)
     lowering = OPS[op_name].lowering
-    if (dtype.kind == "f" and dtype != np.float64
-            and (lowering.helper is not None or lowering.code is None)):
+    computes_in_float64 = (lowering.helper is not None or lowering.code is None
+                           or (not in_loop and lowering.scalar is not None))   # libm
+    if dtype.kind == "f" and dtype != np.float64 and computes_in_float64:
         return f"np.{dtype.name}({code})"
     return code
 
