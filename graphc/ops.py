@@ -804,16 +804,20 @@ register(Op(name="index_adjoint", kind="structure", arity=2, impl=_index_adjoint
 
 
 # Gathers along one axis: x is seen as (n, rest) with the gathered axis first.
+_ROW = """
+def _row(j, n):
+    if j < 0:                       # negative indices wrap, as NumPy's
+        j += n
+    if j < 0 or j >= n:
+        raise IndexError("gc.take: an index is out of range")
+    return j
+"""
+
 _GATHER = """
 def _gather_rows(x2, idx):
-    n = x2.shape[0]
     out = np.empty((idx.size, x2.shape[1]), dtype=x2.dtype)
     for k in range(idx.size):
-        j = idx[k]
-        if j < 0:
-            j += n
-        if j < 0 or j >= n:
-            raise IndexError("gc.take: an index is out of range")
+        j = _row(idx[k], x2.shape[0])
         for c in range(x2.shape[1]):
             out[k, c] = x2[j, c]
     return out
@@ -823,11 +827,7 @@ _SCATTER_ADD = """
 def _scatter_add_rows(g2, idx, n):
     out = np.zeros((n, g2.shape[1]), dtype=g2.dtype)
     for k in range(idx.size):
-        j = idx[k]
-        if j < 0:
-            j += n
-        if j < 0 or j >= n:
-            raise IndexError("gc.take: an index is out of range")
+        j = _row(idx[k], n)
         for c in range(g2.shape[1]):
             out[j, c] += g2[k, c]
     return out
@@ -877,7 +877,7 @@ def _take_lines(t, args, node, shape):
 
 register(Op(name="take", kind="structure", arity=2, impl=_take_impl, shape=_take_shape,
             dtype=lambda dtypes, **_: dtypes[0], params=("axis",),
-            lowering=Code(_take_lines, helpers=(_GATHER,)),
+            lowering=Code(_take_lines, helpers=(_ROW, _GATHER)),
             vjp=lambda F, g, out, x, idx, axis: (F.apply("take_adjoint", g, idx, x, axis=axis),
                                                 None),
             jvp=lambda F, t, out, x, idx, axis: F.apply("take", t[0], idx, axis=axis),
@@ -920,7 +920,7 @@ def _take_adjoint_lines(t, args, node, shape):
 register(Op(name="take_adjoint", kind="structure", arity=3, impl=_take_adjoint_impl,
             shape=lambda shapes, meet, axis: tuple(shapes[2]),
             dtype=lambda dtypes, **_: dtypes[0], params=("axis",), shape_only=(2,), public=False,
-            lowering=Code(_take_adjoint_lines, helpers=(_SCATTER_ADD,)),
+            lowering=Code(_take_adjoint_lines, helpers=(_ROW, _SCATTER_ADD)),
             vjp=lambda F, g, out, gg, idx, like, axis: (F.apply("take", g, idx, axis=axis),
                                                        None, None),
             jvp=lambda F, t, out, gg, idx, like, axis: F.apply("take_adjoint", t[0], idx, like,
