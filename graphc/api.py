@@ -321,7 +321,7 @@ def getitem(x, index):
     shape = shape_of(x)
     try:
         return _apply("getitem", x, index=_normalize_index(shape, index))
-    except _Gather as gather:
+    except _Gather:
         parts = index if isinstance(index, tuple) else (index,)
         return _index_with_arrays(x, parts)
 

@@ -17,7 +17,6 @@ from . import api
 from .graph import Expr, as_expr, const, expr_list, toposort
 from .ops import OPS, unbroadcast
 
-
 #: adjoint node -> the forward node it is the adjoint of, and gradient result ->
 #: (cost, wrt): what generated code says about its backward statements.  Weak, so the
 #: records go with the graphs.  (A node shared by two gradients keeps its first record.)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .api import astype
+from .autodiff import GRADIENT_OF
 from .codegen import cache, interp, runtime
 from .codegen.emit import Names, kernel_source
 from .codegen.module import module_source
 from .codegen.schedule import schedule
-from .autodiff import GRADIENT_OF
 from .graph import Expr, expr_list, inputs_of, tensor, toposort
 from .lowering import ObjMode
 from .ops import OPS

@@ -41,7 +41,6 @@ from .lowering import Call, Code, View
 from .ops import OPS, Op, register
 from .shapes import ShapeError, format_shape
 
-
 # ---------------------------------------------------------------------------------
 # Structures: a carry or a y is None, one Expr, or a flat tuple/list of them
 # ---------------------------------------------------------------------------------
@@ -713,7 +712,7 @@ def _compiled_loop(op):
     linked = sorted({tok for tok in re.findall(r"\b[A-Za-z_]\w*\b", call)
                      if isinstance(getattr(fn.module, tok, None), np.ndarray)})
     lines = [f"def loop({', '.join(arg_names)}):",
-             f"    n = xs0.shape[0]",
+             "    n = xs0.shape[0]",
              f"    rows = np.empty((n, {op.width}), np.{op.rows_dtype.name})"]
     for i, (off, size, shape, dtype) in enumerate(op.layout[:nc]):
         lines.append(f"    c{i} = a{i}" if shape == () else f"    c{i} = np.ascontiguousarray(a{i})")

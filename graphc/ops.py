@@ -629,7 +629,7 @@ def _broadcast_matmul_vjp(F, g, a, b):
     b2 = F.expand_dims(b, axis=(1,)) if b.ndim == 1 else b
     g2 = F.expand_dims(g, axis=(g.ndim - 1,)) if a.ndim == 1 else g
     g2 = F.expand_dims(g2, axis=(g2.ndim,)) if b.ndim == 1 else g2
-    swap = lambda t: F.transpose(t, axes=tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))  # noqa: E731
+    swap = lambda t: F.transpose(t, axes=tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))
     ga = unbroadcast(F, F.matmul(g2, swap(b2)), a2.shape)
     gb = unbroadcast(F, F.matmul(swap(a2), g2), b2.shape)
     ga = F.reshape(ga, a.shape) if a.ndim == 1 else ga
@@ -868,8 +868,8 @@ def _take_lines(t, args, node, shape):
         f"{src}.shape[{i}]" for i in range(1, ndim)]) + ",)"
     lines = [f"{src} = {moved}",
              f"{ids} = np.ascontiguousarray({idx}).astype(np.int64)",
-             f"{t} = _gather_rows({src}.reshape(({src}.shape[0], -1)), {ids}.reshape(-1))"
-             f".reshape({gathered_shape})"]
+             (f"{t} = _gather_rows({src}.reshape(({src}.shape[0], -1)), {ids}.reshape(-1))"
+              f".reshape({gathered_shape})")]
     if back != tuple(range(len(back))):
         lines.append(f"{t} = np.transpose({t}, {back})")
     return lines
@@ -881,8 +881,8 @@ register(Op(name="take", kind="structure", arity=2, impl=_take_impl, shape=_take
             vjp=lambda F, g, out, x, idx, axis: (F.apply("take_adjoint", g, idx, x, axis=axis),
                                                 None),
             jvp=lambda F, t, out, x, idx, axis: F.apply("take", t[0], idx, axis=axis),
-            doc="x gathered at integer indices along `axis` (negative ones wrap); an index "
-                "out of range is an IndexError on every backend"))
+            doc=("x gathered at integer indices along `axis` (negative ones wrap); an index "
+                 "out of range is an IndexError on every backend")))
 
 
 def _take_adjoint_impl(g, idx, like, axis):
@@ -910,8 +910,8 @@ def _take_adjoint_lines(t, args, node, shape):
     grads, ids = f"_{t}_g", f"_{t}_idx"           # names no input can have
     lines = [f"{grads} = np.ascontiguousarray(np.transpose({g}, {g_perm}))",
              f"{ids} = np.ascontiguousarray({idx}).astype(np.int64).reshape(-1)",
-             f"{t} = _scatter_add_rows({grads}.reshape(({ids}.size, -1)), {ids}, "
-             f"{dims[axis]}).reshape({moved_shape})"]
+             (f"{t} = _scatter_add_rows({grads}.reshape(({ids}.size, -1)), {ids}, "
+              f"{dims[axis]}).reshape({moved_shape})")]
     if back != tuple(range(ndim)):
         lines.append(f"{t} = np.transpose({t}, {back})")
     return lines
@@ -925,8 +925,8 @@ register(Op(name="take_adjoint", kind="structure", arity=3, impl=_take_adjoint_i
                                                        None, None),
             jvp=lambda F, t, out, gg, idx, like, axis: F.apply("take_adjoint", t[0], idx, like,
                                                                axis=axis),
-            doc="take's adjoint: g scatter-added into zeros of `like`'s shape (duplicate "
-                "indices add up)"))
+            doc=("take's adjoint: g scatter-added into zeros of `like`'s shape (duplicate "
+                 "indices add up)")))
 
 
 def _concatenate_shape(shapes, meet, axis):

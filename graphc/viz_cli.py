@@ -13,6 +13,7 @@ from . import api
 from .graph import scalar
 from .ops import OPS
 
+
 def _numeric_functions():
     """The op table's elementwise functions of one or two numbers that return a number
     (not the comparisons, not ``where``, not ``astype``): what an expression may call."""

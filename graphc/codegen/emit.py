@@ -19,8 +19,18 @@ from .linking import placeholder as runtime_placeholder
 from .loopbody import optimized_body
 from .runtime import definitions as runtime_definitions
 from .scalar import helper, scalar_code
-from .schedule import (CHUNK, LANES, PARALLEL_MIN, Loop, Step, lane_sums, loop_size,
-                       lowering_of, parallel_safe, value_args)
+from .schedule import (
+    CHUNK,
+    LANES,
+    PARALLEL_MIN,
+    Loop,
+    Step,
+    lane_sums,
+    loop_size,
+    lowering_of,
+    parallel_safe,
+    value_args,
+)
 
 _RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
 _GENERATED = re.compile(r"^(v|e|n|i|k|c|s|p|l|a|out)\d+[a-z]?$|^_")
