@@ -36,6 +36,7 @@ import re
 import numpy as np
 
 from . import api
+from .autodiff import grad, jvp
 from .graph import Expr, as_expr, tensor, toposort
 from .lowering import Call, Code, View
 from .ops import OPS, Op, register
@@ -570,19 +571,25 @@ def _dot(outputs, cotangents):
     return total
 
 
+def _float_positions(op, args):
+    """The scan's arguments split (initial carries, xs, shared values; the xs actually
+    scanned) and which carries, xs and ys are floats: what derivatives flow through."""
+    body = op.body
+    inits, xs, shared = op.split(args)
+    real_xs = xs if op.has_xs else []
+    fc = [i for i in range(op.n_carry) if _is_float(body.carry_ph[i])]
+    fx = [j for j in range(len(real_xs)) if _is_float(body.x_ph[j])]
+    fy = [j for j, y in enumerate(body.ys) if _is_float(y)]
+    return inits, xs, shared, real_xs, fc, fx, fy
+
+
 def _vjp(op, F, g, out, args):
     if not isinstance(g, Expr):
         return _on_arrays(op, "vjp", g, out, args)
-    from .autodiff import grad
     body = op.body
-    inits, xs, shared = op.split(args)
-    nc = op.n_carry
-    real_xs = xs if op.has_xs else []
-    nx = len(real_xs)
-    fc = [i for i in range(nc) if _is_float(body.carry_ph[i])]
-    fx = [j for j in range(nx) if _is_float(body.x_ph[j])]
+    inits, xs, shared, real_xs, fc, fx, fy = _float_positions(op, args)
+    nc, nx = op.n_carry, len(real_xs)
     fw = [k for k in range(len(shared)) if _is_float(body.shared_ph[k])]
-    fy = [j for j, y in enumerate(body.ys) if _is_float(y)]
     stored = op.columns(out, "carry")
     g_carry = op.columns(g, "carry")
     g_ys = op.columns(g, "y")
@@ -619,17 +626,11 @@ def _vjp(op, F, g, out, args):
 
 
 def _jvp(op, tangents, out, args):
-    from .autodiff import jvp
     body = op.body
-    inits, xs, shared = op.split(args)
+    inits, _, shared, real_xs, fc, fx, fy = _float_positions(op, args)
     t_inits, t_xs, t_shared = op.split(tangents)
-    nc = op.n_carry
-    real_xs = xs if op.has_xs else []
-    nx = len(real_xs)
-    fc = [i for i in range(nc) if _is_float(body.carry_ph[i])]
-    fx = [j for j in range(nx) if _is_float(body.x_ph[j])]
+    nc, nx = op.n_carry, len(real_xs)
     tw = [k for k in range(len(shared)) if _is_float(body.shared_ph[k]) and t_shared[k] is not None]
-    fy = [j for j, y in enumerate(body.ys) if _is_float(y)]
     init = inits + [t_inits[i] if t_inits[i] is not None else _zeros_like(inits[i]) for i in fc]
     jxs = real_xs + [t_xs[j] if t_xs[j] is not None else _zeros_like(real_xs[j]) for j in fx]
 

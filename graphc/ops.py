@@ -936,10 +936,11 @@ def _concatenate_shape(shapes, meet, axis):
         if len(s) != len(first):
             raise ShapeError(f"concatenate: shapes {format_shape(first)} and {format_shape(s)} "
                              "have different ranks")
+        message = (f"concatenate: shapes {format_shape(first)} and {format_shape(s)} differ "
+                   f"off axis {axis}")
         for i, (a, b) in enumerate(zip(out, s)):
             if i != axis:
-                out[i] = meet(a, b, lambda: f"concatenate: shapes {format_shape(first)} and "
-                                            f"{format_shape(s)} differ off axis {axis}")
+                out[i] = meet(a, b, lambda message=message: message)
     sizes = [s[axis] for s in shapes]
     if any(not isinstance(d, int) for d in sizes):
         raise ShapeError(f"concatenate: the sizes along axis {axis} must be known when the "
