@@ -202,12 +202,31 @@ CASES = {
 }
 
 
+def _extra_cases():
+    """Cases of op families that live in their own modules (linear algebra,
+    convolution, random numbers, ...): each tests/op_cases_<family>.py defines a CASES
+    dict of the same form, merged here so one checker and one compiled bundle cover
+    every op."""
+    import importlib
+    import pathlib
+    merged = {}
+    for path in sorted(pathlib.Path(__file__).parent.glob("op_cases_*.py")):
+        family = importlib.import_module(path.stem).CASES
+        clash = set(family) & (set(CASES) | set(merged))
+        assert not clash, f"{path.name}: case names already used: {sorted(clash)}"
+        merged.update(family)
+    return merged
+
+
 def _at_reference(a, v):
     added = a.copy()
     np.add.at(added, [1, 1, 3], v)
     written = a.copy()
     written[1:3] = v[0]
     return added + written
+
+
+CASES.update(_extra_cases())
 
 
 def test_every_op_has_a_case():
