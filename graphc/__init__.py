@@ -4,6 +4,7 @@ The public API is documented in README.md; everything a user calls is importable
 this package (``import graphc as gc``)."""
 
 from . import api, tape  # noqa: F401 - tape is public (gc.tape)
+from . import nn, random  # noqa: F401 - gc.nn (layers, dropout), gc.random (counter-based)
 from .api import *  # noqa: F403 - the functions users call: exactly api.__all__
 from .autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .custom import custom_op
@@ -20,6 +21,6 @@ __all__ = [  # noqa: PLE0604 - api.__all__ is the one list of its functions
     *api.__all__,
     "Expr", "Function", "ShapeError", "check_grad", "compile", "const", "custom_op",
     "elementwise", "evaluate", "explain", "export", "fori_loop", "grad", "gradient_report", "hessian",
-    "jacobian", "jvp", "latex", "matrix", "render_dot", "scalar", "scan", "tape", "tensor", "to_dot",
-    "to_sympy", "trace", "value_and_grad", "vector", "vjp",
+    "jacobian", "jvp", "latex", "matrix", "nn", "random", "render_dot", "scalar", "scan", "tape",
+    "tensor", "to_dot", "to_sympy", "trace", "value_and_grad", "vector", "vjp",
 ]

@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 
 from . import api
+from . import random as _random
 from .graph import tensor
 
 ACTIVATIONS = {"sigmoid": api.sigmoid, "relu": api.relu, "tanh": api.tanh,
@@ -50,9 +51,29 @@ def dense(x, n_in, n_out, name, *, activation=None, rng=None, dtype="float32", i
     return (fn(out) if fn else out), [W, b], values
 
 
-def mlp_forward(x, params, activation="sigmoid"):
+def dropout(x, rate, seed, key=None):
+    """Inverted dropout: each element of x is zeroed with probability `rate` and the
+    kept ones are scaled by 1 / (1 - rate), so the expected value is x.  The mask is
+    ``gc.random.uniform_like(seed, x, dtype="float32", key=key) >= rate`` (counter-based:
+    the same seed gives the same mask on every backend).  `key` defaults to a hash of
+    x's graph (``gc.random.structure_key``), so two dropout layers differ; pass it
+    explicitly to make a mask independent of the graph around it.  With `seed` None or
+    `rate` 0, x itself (the evaluation graph of a model trained with dropout)."""
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if seed is None or rate == 0.0:
+        return x
+    key = _random.structure_key(x) if key is None else key
+    keep = _random.uniform_like(seed, x, dtype="float32", key=key) >= rate
+    return api.where(keep, x * (1.0 / (1.0 - rate)), 0.0)
+
+
+def mlp_forward(x, params, activation="sigmoid", *, dropout_rate=0.0, seed=None):
     """The logits of an MLP whose parameters are ``[W1, b1, W2, b2, ...]``: graph inputs,
-    or tape tensors (the same code runs eagerly on the tape)."""
+    or tape tensors (the same code runs eagerly on the tape).  With a `seed` (e.g.
+    ``gc.random.seed()``) and `dropout_rate`, dropout follows every hidden activation
+    (layer i's mask keyed by i); without, the same graph without dropout."""
     fn = ACTIVATIONS[activation]
     h = x
     pairs = list(zip(params[0::2], params[1::2]))
@@ -60,12 +81,18 @@ def mlp_forward(x, params, activation="sigmoid"):
         h = h @ W + b
         if i < len(pairs) - 1 and fn is not None:
             h = fn(h)
+        if i < len(pairs) - 1:
+            h = dropout(h, dropout_rate, seed, key=i + 1)
     return h
 
 
-def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0):
+def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0, dropout_rate=0.0,
+        dropout_seed=None):
     """A multilayer perceptron with layer sizes e.g. (784, 128, 10): hidden layers use
-    `activation`, the last is linear (logits).  Returns (logits, params, init values)."""
+    `activation`, the last is linear (logits).  Returns (logits, params, init values).
+    With `dropout_seed` (an int64 scalar input: ``gc.random.seed()``), dropout at
+    `dropout_rate` after each hidden layer; ``mlp_forward(x, params, activation)`` is
+    then the model without dropout, for evaluation."""
     sizes = list(sizes)
     if len(sizes) < 2:
         raise ValueError(f"mlp: need at least an input and an output size, got {sizes}")
@@ -79,7 +106,8 @@ def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0):
         b = tensor(f"b{i + 1}", (n_out,), dtype)
         values[W], values[b] = init(rng, n_in, n_out, dtype), np.zeros(n_out, dtype)
         params += [W, b]
-    return mlp_forward(x, params, activation), params, values
+    logits = mlp_forward(x, params, activation, dropout_rate=dropout_rate, seed=dropout_seed)
+    return logits, params, values
 
 
 def softmax_cross_entropy(logits, onehot):
@@ -101,6 +129,7 @@ def accuracy(logits, onehot):
 __all__ = [
     "accuracy",
     "dense",
+    "dropout",
     "glorot_uniform",
     "he_normal",
     "kaiming_normal",

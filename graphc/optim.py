@@ -200,6 +200,8 @@ class TrainStep:
     base_lr: float
     schedule: object = None
     extra_names: tuple = ()         # names of the extra outputs, in order
+    seed_inputs: tuple = ()         # int64 scalar inputs keying gc.random (dropout)
+    seed: int = 0                   # the base of the seeds fed when a call gives none
     _args: list = field(default_factory=list)
 
     @property
@@ -210,14 +212,42 @@ class TrainStep:
     def lr(self):
         return float(self.lr_array[0])
 
-    def __call__(self, *batch):
+    def __call__(self, *batch, seed=None):
+        """One step on `batch`.  A step with seed inputs gets ``step_seed(seed, k)`` for
+        its k-th, where `seed` defaults to ``step_seed(self.seed, self.step)``: fresh
+        random numbers every step, the same in a run resumed from a checkpoint."""
         if len(batch) != len(self.data_inputs):
             raise TypeError(f"the training step takes {len(self.data_inputs)} data arrays "
                             f"({', '.join(x.name for x in self.data_inputs)}), got {len(batch)}")
         if self.schedule is not None:
             self.lr_array[0] = self.schedule(self.base_lr, self.step)
-        out = self.function(*batch, *self._args)
+        seeds = ()
+        if self.seed_inputs:
+            base = step_seed(self.seed, self.step) if seed is None else int(seed)
+            seeds = [base] + [step_seed(base, k) for k in range(1, len(self.seed_inputs))]
+        out = self.function(*batch, *seeds, *self._args)
         return out if self.extra_names else out[0]
+
+
+def step_seed(base, step):
+    """A 63-bit seed mixed from two integers (SplitMix64's finaliser): the seed of
+    training step `step` of a run with seed `base`."""
+    mask = (1 << 64) - 1
+    z = (int(base) * 0x9E3779B97F4A7C15 + int(step) + 0x632BE59BD9B4E019) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) >> 1
+
+
+def _seed_inputs(inputs, outputs, params):
+    """(data inputs, seed inputs): int64 scalar inputs are seeds (listed in `inputs` or
+    only met in the graph), which the step feeds itself; the rest is data."""
+    from .graph import inputs_of
+    is_seed = lambda x: x.dtype == np.int64 and x.shape == ()    # noqa: E731
+    listed = set(inputs) | set(params)
+    seeds = [x for x in inputs if is_seed(x)]
+    seeds += [x for x in inputs_of(outputs) if is_seed(x) and x not in listed]
+    return [x for x in inputs if not is_seed(x)], seeds
 
 
 def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra_outputs=(),
@@ -225,7 +255,8 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
     """Compile one training step of `loss` over `params` (graph inputs) with `optimizer`.
 
     `inputs` are the data inputs (e.g. ``[X, Y]``), `init` maps each parameter to its
-    initial value (copied).  With `clip_norm`, gradients are clipped by global norm
+    initial value (copied).  The int64 scalar inputs of the graph (``gc.random.seed()``,
+    listed in `inputs` or not) are seeds: the step feeds them a fresh value per call.  With `clip_norm`, gradients are clipped by global norm
     first.  `extra_outputs` are more graphs to return with the loss (computed with the
     parameters before the update): a list (``train.fit`` records their epoch means as
     ``output1``, ``output2`` ...) or a dict ``{name: graph}`` (recorded by name)."""
@@ -259,11 +290,12 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
                              f"{value.shape}, expected {p.shape}")
         arrays[p.name] = value
     updates[t] = t + 1.0
-    fn = compile_function(list(inputs) + params + state_inputs + [lr, t],
+    data_inputs, seed_inputs = _seed_inputs(list(inputs), [loss, *extra_outputs], params)
+    fn = compile_function(data_inputs + seed_inputs + params + state_inputs + [lr, t],
                           [loss, *extra_outputs], updates=updates, **compile_options)
     lr_array, step_array = np.full(1, optimizer.lr), np.zeros(1)
-    step = TrainStep(fn, list(inputs), arrays, state, lr_array, step_array, optimizer.lr,
-                     extra_names=extra_names)
+    step = TrainStep(fn, data_inputs, arrays, state, lr_array, step_array, optimizer.lr,
+                     extra_names=extra_names, seed_inputs=tuple(seed_inputs))
     step._args = [arrays[p.name] for p in params] + list(state.values()) + [lr_array, step_array]
     return step
 
@@ -280,4 +312,5 @@ __all__ = [
     "TrainStep",
     "clip_by_global_norm",
     "compile_step",
+    "step_seed",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .optim import step_seed
 
 
 @dataclass
@@ -99,7 +100,7 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
     for _ in range(start):                      # the same shuffles as an unbroken run
         rng.permutation(len(x_train))
     best, waited = np.inf, 0
-    with _runner(client, step, x_train, y_train, data_parallel, sync_every) as runner:
+    with _runner(client, step, x_train, y_train, data_parallel, sync_every, seed) as runner:
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             losses, extras = [], []
@@ -136,11 +137,11 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
     return history
 
 
-def _runner(client, step, x_train, y_train, data_parallel, sync_every):
+def _runner(client, step, x_train, y_train, data_parallel, sync_every, seed=0):
     """What runs the steps: this process, or a ``graphc.dask`` Runner on the client's
     workers (a context manager: it releases what it placed on them)."""
     if client is None:
-        return _LocalRunner(step, x_train, y_train)
+        return _LocalRunner(step, x_train, y_train, seed)
     try:
         from .dask.training import Runner
     except ImportError as exc:
@@ -149,10 +150,12 @@ def _runner(client, step, x_train, y_train, data_parallel, sync_every):
 
 
 class _LocalRunner:
-    """One step per batch, in this process."""
+    """One step per batch, in this process.  A step with seed inputs (dropout) gets a
+    fresh seed per step, mixed from fit's `seed` and the step count (so a resumed run
+    draws what an unbroken one would)."""
 
-    def __init__(self, step, x, y):
-        self.step, self.x, self.y = step, x, y
+    def __init__(self, step, x, y, seed=0):
+        self.step, self.x, self.y, self.seed = step, x, y, seed
 
     def __enter__(self):
         return self
@@ -162,8 +165,13 @@ class _LocalRunner:
 
     def run(self, batch_list):
         """Yield ``(rows, step output)`` for each batch of index arrays."""
+        seeded = bool(getattr(self.step, "seed_inputs", ()))
         for idx in batch_list:
-            yield len(idx), self.step(self.x[idx], self.y[idx])
+            if seeded:
+                fresh = step_seed(self.seed, self.step.step)
+                yield len(idx), self.step(self.x[idx], self.y[idx], seed=fresh)
+            else:
+                yield len(idx), self.step(self.x[idx], self.y[idx])
 
 
 def _split_outputs(out):
