@@ -81,9 +81,13 @@ def _philox_chunk(a0, a1, a2, a3, start, m, seed, key, tag):
 _UNIFORM = '''
 def _random_uniform_fill(out, seed, key, tag, low, high, per_block):
     """out (1-D) <- low + (high - low) * u, u uniform on [0, 1): 24-bit uniforms, four
-    per block (float32), or 53-bit ones, two per block (float64)."""
+    per block (float32), or 53-bit ones, two per block (float64).  (Four separate word
+    arrays: LLVM vectorises the rounds only when it can see they do not alias.)"""
     C = 128
-    a = np.empty((4, C), dtype=np.uint64)
+    a0 = np.empty(C, dtype=np.uint64)
+    a1 = np.empty(C, dtype=np.uint64)
+    a2 = np.empty(C, dtype=np.uint64)
+    a3 = np.empty(C, dtype=np.uint64)
     s = np.uint64(32)
     n = out.size
     bits = 24 if per_block == 4 else 53
@@ -92,21 +96,29 @@ def _random_uniform_fill(out, seed, key, tag, low, high, per_block):
     blocks = (n + per_block - 1) // per_block
     for start in range(0, blocks, C):
         m = min(C, blocks - start)
-        _philox_chunk(a[0], a[1], a[2], a[3], start, m, seed, key, tag)
+        _philox_chunk(a0, a1, a2, a3, start, m, seed, key, tag)
         base = start * per_block
         if per_block == 4:
-            for j in range(m):
-                for w in range(4):
-                    i = base + 4 * j + w
-                    if i < n:
-                        out[i] = low + scale * float(np.int64(a[w, j] >> shift))
+            full = min(m, (n - base) // 4)
+            for j in range(full):
+                i = base + 4 * j
+                out[i] = low + scale * float(np.int64(a0[j] >> shift))
+                out[i + 1] = low + scale * float(np.int64(a1[j] >> shift))
+                out[i + 2] = low + scale * float(np.int64(a2[j] >> shift))
+                out[i + 3] = low + scale * float(np.int64(a3[j] >> shift))
+            for i in range(base + 4 * full, min(n, base + 4 * m)):
+                w = (i - base) % 4
+                j = (i - base) // 4
+                x = a0[j] if w == 0 else (a1[j] if w == 1 else (a2[j] if w == 2 else a3[j]))
+                out[i] = low + scale * float(np.int64(x >> shift))
         else:
-            for j in range(m):
-                for h in range(2):
-                    i = base + 2 * j + h
-                    if i < n:
-                        word = (a[2 * h, j] << s) | a[2 * h + 1, j]
-                        out[i] = low + scale * float(np.int64(word >> shift))
+            full = min(m, (n - base) // 2)
+            for j in range(full):
+                i = base + 2 * j
+                out[i] = low + scale * float(np.int64(((a0[j] << s) | a1[j]) >> shift))
+                out[i + 1] = low + scale * float(np.int64(((a2[j] << s) | a3[j]) >> shift))
+            if full < m:
+                out[n - 1] = low + scale * float(np.int64(((a0[full] << s) | a1[full]) >> shift))
 '''
 
 _NORMAL = '''
@@ -114,7 +126,10 @@ def _random_normal_fill(out, seed, key, tag):
     """out (1-D) <- standard normals, two per block by Box-Muller:
     r = sqrt(-2 log u1), u1 in (0, 1]; out = r cos(2 pi u2), r sin(2 pi u2)."""
     C = 128
-    a = np.empty((4, C), dtype=np.uint64)
+    a0 = np.empty(C, dtype=np.uint64)
+    a1 = np.empty(C, dtype=np.uint64)
+    a2 = np.empty(C, dtype=np.uint64)
+    a3 = np.empty(C, dtype=np.uint64)
     s = np.uint64(32)
     shift = np.uint64(11)
     ulp = 2.0 ** -53
@@ -122,10 +137,10 @@ def _random_normal_fill(out, seed, key, tag):
     blocks = (n + 1) // 2
     for start in range(0, blocks, C):
         m = min(C, blocks - start)
-        _philox_chunk(a[0], a[1], a[2], a[3], start, m, seed, key, tag)
+        _philox_chunk(a0, a1, a2, a3, start, m, seed, key, tag)
         for j in range(m):
-            u1 = (float(np.int64(((a[0, j] << s) | a[1, j]) >> shift)) + 1.0) * ulp
-            u2 = float(np.int64(((a[2, j] << s) | a[3, j]) >> shift)) * ulp
+            u1 = (float(np.int64(((a0[j] << s) | a1[j]) >> shift)) + 1.0) * ulp
+            u2 = float(np.int64(((a2[j] << s) | a3[j]) >> shift)) * ulp
             r = math.sqrt(-2.0 * math.log(u1))
             t = 2.0 * math.pi * u2
             i = 2 * (start + j)
