@@ -221,16 +221,16 @@ def _normal_call(node, seed):
 register(Op(name="random_uniform", kind="structure", arity=-1, impl=_uniform_impl,
             shape=_random_shape("random_uniform"),
             dtype=lambda dtypes, dtype, **_: np.dtype(dtype),
-            params=("shape", "key", "low", "high", "dtype"), shape_only=(1,),
+            params=("shape", "key", "low", "high", "dtype"), shape_only=(1,), public=False,
             lowering=Code(_lines(_uniform_call), helpers=HELPERS),
-            doc="uniform numbers on [low, high) keyed by (seed, key) (no gradient)"))
+            doc="uniform numbers on [low, high) keyed by (seed, key): gc.random.uniform"))
 
 register(Op(name="random_normal", kind="structure", arity=-1, impl=_normal_impl,
             shape=_random_shape("random_normal"),
             dtype=lambda dtypes, dtype, **_: np.dtype(dtype),
-            params=("shape", "key", "dtype"), shape_only=(1,),
+            params=("shape", "key", "dtype"), shape_only=(1,), public=False,
             lowering=Code(_lines(_normal_call), helpers=HELPERS),
-            doc="standard normal numbers keyed by (seed, key) (no gradient)"))
+            doc="standard normal numbers keyed by (seed, key): gc.random.normal"))
 
 
 # ---------------------------------------------------------------------------------
