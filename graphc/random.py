@@ -295,7 +295,9 @@ def _shape_args(shape, what):
 
 def uniform(seed, shape=(), low=0.0, high=1.0, dtype="float64", key=0):
     """Uniform numbers on [low, high) (float32: 24 random bits, float64: 53), keyed by
-    the integer `seed` and `key`.  `shape` is a tuple of ints, or an expression (or tape
+    the integer `seed` and `key`.  (``low + (high - low) * u`` is computed in float64; a
+    float32 result is that rounded, which may round up to `high` unless (low, high) is
+    (0, 1).)  `shape` is a tuple of ints, or an expression (or tape
     tensor) whose shape, dynamic dimensions included, the result takes."""
     what = "gc.random.uniform"
     low, high = float(low), float(high)
@@ -315,11 +317,14 @@ def normal(seed, shape=(), dtype="float64", key=0):
                       key=_key(key, what), dtype=_float_dtype(dtype, what))
 
 
-def bernoulli(seed, p=0.5, shape=(), key=0):
-    """A bool array, True with probability `p` (a number or an expression broadcast to
-    `shape`): ``uniform(seed, shape, dtype="float32") < p``, so p is resolved to 2**-24."""
+def bernoulli(seed, p=0.5, shape=None, key=0):
+    """A bool array, True with probability `p` (a number, or an expression broadcast to
+    `shape`, whose shape it is by default, as in JAX): ``uniform(seed, shape,
+    dtype="float32") < p``, so p is resolved to 2**-24."""
     if isinstance(p, numbers.Real) and not isinstance(p, bool) and not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"gc.random.bernoulli: p must be in [0, 1], got {p}")
+    if shape is None:
+        shape = p if _follows(p) else np.shape(p)
     u = uniform(seed, shape, dtype="float32", key=key)
     return api.less(u, p)
 

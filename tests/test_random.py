@@ -186,6 +186,10 @@ def test_seeds_and_keys():
     a, b, c = gc.evaluate([gc.random.uniform(s32, (4,)), gc.random.uniform(-1, (4,)),
                            gc.random.uniform(2 ** 64 - 1, (4,))], {s32: -1})
     assert np.array_equal(a, b) and np.array_equal(b, c)
+    p = gc.tensor("p", (4,))
+    assert gc.random.bernoulli(S, p).shape == (4,)              # p's shape, as in JAX
+    assert gc.evaluate(gc.random.bernoulli(S, p), {S: 3, p: [0.0, 1.0, 0.0, 1.0]}).tolist() == [
+        False, True, False, True]
     with pytest.raises(TypeError):
         gc.random.uniform(gc.scalar("f"), (3,))
     with pytest.raises(TypeError):
