@@ -125,6 +125,21 @@ def test_normal_on_the_tape_is_the_graphs():
     assert np.array_equal(out.data, want) and np.array_equal(t.grad, want)
 
 
+def test_random_numbers_in_a_compiled_loop():
+    """Keyed by seed + i, every iteration of a loop draws its own numbers; the compiled
+    loop body calls the same generator."""
+    x = gc.tensor("x", (3,))
+    out = gc.fori_loop(0, 4, lambda i, c: c * 0.5 + gc.random.uniform(S + i, (3,)), x)
+    fn = gc.compile([S, x], [out, gc.grad(gc.sum(out), x)])
+    got, g = fn(5, np.zeros(3))
+    want = np.zeros(3)
+    for k in range(5, 9):
+        want = want * 0.5 + reference_uniform(k, (3,))
+    assert np.array_equal(got, gc.evaluate(out, {S: 5, x: np.zeros(3)}))
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_allclose(g, 0.5 ** 4)
+
+
 # ---------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------
