@@ -122,7 +122,8 @@ def trace(cost, feed, names=None):
     order = toposort([cost])
     nodes = [n for n in order if not n.is_const]
     values = dict(zip(nodes, evaluate(nodes, feed)))
-    adjoints = dict(zip(nodes, evaluate(grad(cost, nodes), feed)))
+    floats = [n for n in nodes if n.dtype.kind == "f"]     # int/bool nodes have no adjoint
+    adjoints = dict(zip(floats, evaluate(grad(cost, floats), feed)))
     result = Trace()
     for node in nodes:
         if not node.is_input:
@@ -136,6 +137,8 @@ def trace(cost, feed, names=None):
                 successors[a].append(node)
     f = labels[cost]
     for node in reversed(nodes):
+        if node not in adjoints:
+            continue
         if node is cost:
             result.backward.append({"target": f"∂{f}/∂{f}", "using": "-", "calculation": "1",
                                     "value": adjoints[node]})

@@ -274,3 +274,13 @@ def test_fit_with_dropout_learns():
     a, b, c = (float(gc.evaluate(loss, {**feed, seed: s})) for s in (1, 2, 1))
     assert a != b and a == c
     assert optim.step_seed(0, 5) == optim.step_seed(0, 5) != optim.step_seed(0, 6)
+
+
+def test_trace_of_a_graph_with_a_seed():
+    """gc.trace tabulates adjoints of the float nodes only (the seed and the mask have
+    none)."""
+    x = gc.tensor("x", (2, 3))
+    cost = gc.sum(nn.dropout(x, 0.5, S, key=0) ** 2)
+    t = gc.trace(cost, {S: 1, x: np.ones((2, 3))})
+    keep = reference_uniform(1, (2, 3), dtype="float32") >= 0.5
+    np.testing.assert_array_equal(t.backward[-1]["value"], 8.0 * keep)
