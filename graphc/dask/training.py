@@ -154,7 +154,7 @@ class Runner:
         for start in range(0, len(batches), per_round):
             chunk = batches[start:start + per_round]
             snapshot = _snapshot(self.step)
-            futures = [self._submit(w, _local_steps, chunk[i::n], snapshot)
+            futures = [self._submit(w, _local_steps, chunk[i::n], snapshot, i)
                        for i, w in enumerate(self.workers) if chunk[i::n]]
             results = self.client.gather(futures)
             _average_into(self.step, [(r[0], r[1]) for r in results])
@@ -180,11 +180,14 @@ def _snapshot(step):
             "lr": step.lr_array.copy(), "step": step.step_array.copy()}
 
 
-def _local_steps(shipped, x, y, batches, snapshot):
+def _local_steps(shipped, x, y, batches, snapshot, replica=0):
     """On a worker: a private copy of the shipped step (threaded workers share one
     replica; the copy's Functions come from the process's memo), set to `snapshot`,
-    takes one step per batch; returns (examples seen, its new snapshot, the outputs)."""
+    takes one step per batch; returns (examples seen, its new snapshot, the outputs).
+    A step with seed inputs (dropout) draws its own numbers on each `replica`."""
     step = copy.deepcopy(shipped)
+    if getattr(step, "seed_inputs", ()):
+        step.seed = optim.step_seed(step.seed, replica + 1)
     for name, value in snapshot["params"].items():
         step.params[name][...] = value
     for name, value in snapshot["state"].items():
