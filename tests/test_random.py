@@ -284,3 +284,26 @@ def test_trace_of_a_graph_with_a_seed():
     t = gc.trace(cost, {S: 1, x: np.ones((2, 3))})
     keep = reference_uniform(1, (2, 3), dtype="float32") >= 0.5
     np.testing.assert_array_equal(t.backward[-1]["value"], 8.0 * keep)
+
+
+def test_data_parallel_step_feeds_seeds_as_a_train_step():
+    """graphc.dask.compile_step's step takes the same seeds as optim.compile_step's, so
+    fit (here without a cluster) follows the same trajectory with dropout."""
+    pytest.importorskip("dask")
+    from graphc import dask as gcd
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((200, 20)), np.eye(3)[rng.integers(0, 3, 200)]
+    X_, Y_ = gc.tensor("X", (None, 20)), gc.tensor("Y", (None, 3))
+    seed = gc.random.seed()
+    logits, params, init = nn.mlp(X_, [20, 16, 3], "relu", dtype="float64",
+                                  dropout_rate=0.3, dropout_seed=seed)
+    loss = nn.softmax_cross_entropy(logits, Y_)
+    steps = [make(loss, params, [X_, Y_], optim.Adam(1e-2), init=init)
+             for make in (optim.compile_step, gcd.compile_step)]
+    assert steps[1].seed_inputs == (seed,) and steps[1].data_inputs == [X_, Y_]
+    histories = [train.fit(s, x, y, epochs=2, batch_size=50, progress=False) for s in steps]
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-9)
+    for p in params:
+        np.testing.assert_allclose(steps[0].params[p.name], steps[1].params[p.name],
+                                   rtol=1e-8, atol=1e-12)
+    assert steps[1].seeds(shard=1) != steps[1].seeds()

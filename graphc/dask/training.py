@@ -42,10 +42,12 @@ class DataParallelStep:
     computed anywhere, can be averaged before the update.  Calling it on a batch runs
     both, like an ``optim.TrainStep``; ``fit`` uses it the same way."""
 
-    def __init__(self, gradient, apply, param_names, extra_names, reduce):
+    def __init__(self, gradient, apply, param_names, extra_names, reduce, seed_inputs=()):
         self.gradient, self.apply = gradient, apply
         self.param_names, self.extra_names, self.reduce = param_names, extra_names, reduce
-        self.data_inputs = gradient.inputs[:len(gradient.inputs) - len(param_names)]
+        self.seed_inputs, self.seed = tuple(seed_inputs), 0
+        n_data = len(gradient.inputs) - len(param_names) - len(self.seed_inputs)
+        self.data_inputs = gradient.inputs[:n_data]
 
     params = property(lambda self: self.apply.params)
     state = property(lambda self: self.apply.state)
@@ -67,9 +69,18 @@ class DataParallelStep:
         """The parameter arrays in the gradient Function's order."""
         return [self.apply.params[name] for name in self.param_names]
 
-    def __call__(self, *batch):
+    def seeds(self, seed=None, shard=0):
+        """The values of the seed inputs (dropout) for this step, as a TrainStep feeds
+        them; each shard of a split batch gets its own (shard 0 the unsplit one's)."""
+        if not self.seed_inputs:
+            return []
+        base = optim.step_seed(self.seed, self.step) if seed is None else int(seed)
+        base = optim.step_seed(base, 2 ** 32 + shard) if shard else base
+        return [base] + [optim.step_seed(base, k) for k in range(1, len(self.seed_inputs))]
+
+    def __call__(self, *batch, seed=None):
         return self.update([shard_gradient(self.gradient, self.parameters(), self.reduce,
-                                           *batch)])
+                                           *batch, seeds=self.seeds(seed))])
 
     def update(self, parts):
         """Combine per-shard partial sums (``shard_gradient``), apply the gradient, and
@@ -97,18 +108,20 @@ def compile_step(loss, params, inputs, optimizer, *, init, clip_norm=None, extra
     else:
         extras = list(extra_outputs)
         extra_names = tuple(f"output{i + 1}" for i in range(len(extras)))
-    gradient = compile_function(list(inputs) + params, [loss, *extras, *grad(loss, params)],
-                                **compile_options)
+    data_inputs, seed_inputs = optim._seed_inputs(list(inputs), [loss, *extras], params)
+    gradient = compile_function(data_inputs + seed_inputs + params,
+                                [loss, *extras, *grad(loss, params)], **compile_options)
     grads = [tensor(f"{p.name}__grad", p.shape, p.dtype) for p in params]
     linear = functools.reduce(operator.add, [api.sum(p * g) for p, g in zip(params, grads)])
     apply = optim.compile_step(linear, params, grads, optimizer, init=init,
                                clip_norm=clip_norm, **compile_options)
-    return DataParallelStep(gradient, apply, [p.name for p in params], extra_names, reduce)
+    return DataParallelStep(gradient, apply, [p.name for p in params], extra_names, reduce,
+                            seed_inputs)
 
 
-def shard_gradient(gradient, params, reduce, *batch):
+def shard_gradient(gradient, params, reduce, *batch, seeds=()):
     """One shard's partial sums of loss, extra outputs and gradients."""
-    return reduction.partial(len(batch[0]), gradient(*batch, *params), reduce)
+    return reduction.partial(len(batch[0]), gradient(*batch, *seeds, *params), reduce)
 
 
 class Runner:
@@ -143,9 +156,10 @@ class Runner:
     def _sync(self, batches):
         for idx in batches:
             params = self.step.parameters()
-            futures = [self._submit(w, _sync_shard, part, params, self.step.reduce)
-                       for w, part in zip(self.workers, np.array_split(idx, len(self.workers)))
-                       if len(part)]
+            parts = np.array_split(idx, len(self.workers))
+            futures = [self._submit(w, _sync_shard, part, params, self.step.reduce,
+                                    self.step.seeds(shard=k))
+                       for k, (w, part) in enumerate(zip(self.workers, parts)) if len(part)]
             yield len(idx), self.step.update(self.client.gather(futures))
 
     def _local(self, batches):
@@ -170,8 +184,8 @@ class Runner:
         return False
 
 
-def _sync_shard(gradient, x, y, idx, params, reduce):
-    return shard_gradient(gradient, params, reduce, x[idx], y[idx])
+def _sync_shard(gradient, x, y, idx, params, reduce, seeds=()):
+    return shard_gradient(gradient, params, reduce, x[idx], y[idx], seeds=seeds)
 
 
 def _snapshot(step):
