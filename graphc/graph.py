@@ -58,6 +58,11 @@ class Expr(OperatorMixin):
             return f"<const {self.dtype} {format_shape(self.shape)}>"
         return f"<{self.op} {self.dtype} {format_shape(self.shape)}>"
 
+    def _repr_latex_(self):
+        """The formula, for notebooks (a summary line when it is too large to read)."""
+        from .symbolic import latex_repr
+        return latex_repr(self)
+
     def __bool__(self):
         raise TypeError("the truth value of a graphc expression is not known until it is "
                         "evaluated; use gc.where(cond, a, b) for a graph-level choice")

@@ -181,3 +181,49 @@ def to_sympy(expr, names=None, shared=False):
 def latex(expr, names=None):
     """LaTeX for `expr` (see ``to_sympy``)."""
     return _sympy().latex(to_sympy(expr, names))
+
+
+#: An expression is shown as a formula in a notebook (``Expr._repr_latex_``) only while
+#: its formula, written out as a tree (a shared subexpression counted once per use), has
+#: at most LATEX_MAX_TERMS nodes and its LaTeX at most LATEX_MAX_CHARS characters;
+#: beyond, one line says what it is.  (A DAG's tree can be exponentially larger than the
+#: graph, so the tree size is counted before SymPy sees anything.)
+LATEX_MAX_TERMS, LATEX_MAX_CHARS = 300, 4000
+
+
+def _tree_size(expr, cap):
+    """The number of nodes of `expr` written out as a tree, or cap + 1 if larger."""
+    from .graph import toposort
+    size = {}
+    for node in toposort([expr]):
+        size[node] = min(cap + 1, 1 + sum(size[a] for a in node.args))
+    return size[expr]
+
+
+
+def _text(s):
+    """`s` inside LaTeX's \\text{...}."""
+    for ch, rep in (("\\", r"\textbackslash "), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
+                    ("#", r"\#"), ("%", r"\%"), ("&", r"\&"), ("$", r"\$"), ("^", r"\^{}"),
+                    ("~", r"\~{}")):
+        s = s.replace(ch, rep)
+    return rf"\text{{{s}}}"
+
+
+def latex_repr(expr):
+    """What a notebook shows for `expr`: ``$formula$`` (see ``latex``), or, for a formula
+    too large to read (LATEX_MAX_TERMS, LATEX_MAX_CHARS), a one-line summary - the
+    op, the number of graph nodes, the dtype and shape.  None if the formula cannot be
+    built (the notebook then shows the text repr)."""
+    from .graph import toposort
+    from .shapes import format_shape
+    try:
+        if _tree_size(expr, LATEX_MAX_TERMS) <= LATEX_MAX_TERMS:
+            text = latex(expr)
+            if len(text) <= LATEX_MAX_CHARS:
+                return f"${text}$"
+        nodes = len(toposort([expr]))
+        return "$" + _text(f"{expr.op}(...): a graph of {nodes:,} nodes, "
+                           f"{expr.dtype} {format_shape(expr.shape)}") + "$"
+    except Exception:       # a display hook must not raise
+        return None

@@ -7,6 +7,7 @@ successors, calculation, value) - computed from the same graphs graphc compiles.
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -101,6 +102,29 @@ class Trace:
         return f"forward pass\n{forward}\n\nbackward pass\n{backward}"
 
     __str__ = to_text
+
+    #: Rows shown per table in a notebook; the rest are counted in a last row.
+    HTML_MAX_ROWS = 500
+
+    def _repr_html_(self):
+        """The two tables as HTML (for notebooks), every cell escaped."""
+        def table(caption, header, rows):
+            out = [f"<table><caption>{caption}</caption><thead><tr>"
+                   + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>"]
+            for row in rows[:self.HTML_MAX_ROWS]:
+                *text, value = row
+                out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in text)
+                           + f'<td style="text-align:right">{html.escape(_fmt(value))}</td></tr>')
+            if len(rows) > self.HTML_MAX_ROWS:
+                out.append(f'<tr><td colspan="{len(header)}">... '
+                           f"{len(rows) - self.HTML_MAX_ROWS} more rows</td></tr>")
+            return "".join(out) + "</tbody></table>"
+        forward = table("forward pass", ["node", "computation", "value"],
+                        [(r["node"], r["computation"], r["value"]) for r in self.forward])
+        backward = table("backward pass", ["target", "using", "calculation", "value"],
+                         [(r["target"], r["using"], r["calculation"], r["value"])
+                          for r in self.backward])
+        return f"<div>{forward}{backward}</div>"
 
 
 def _local_derivative(node, arg, names):
@@ -339,12 +363,36 @@ def _collapse(nodes):
     return box
 
 
+class Dot(str):
+    """DOT text (what ``to_dot`` returns: a ``str``) that a notebook shows as a picture
+    when Graphviz's ``dot`` is installed."""
+
+    #: Seconds ``dot`` may take to lay a graph out before the notebook gives up on it.
+    TIMEOUT = 20.0
+
+    def _repr_svg_(self):
+        """The graph as SVG, drawn by Graphviz's ``dot``; None (the notebook then shows
+        the text) when ``dot`` is not on PATH, fails, or takes longer than TIMEOUT."""
+        exe = shutil.which("dot")
+        if exe is None:
+            return None
+        try:
+            done = subprocess.run([exe, "-Tsvg"], input=str(self).encode(),
+                                  capture_output=True, timeout=self.TIMEOUT)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0:
+            return None
+        return done.stdout.decode("utf-8", errors="replace")
+
+
 def to_dot(outputs, grads=None, values=None, max_nodes=200, collapse_elementwise=False):
     """Graphviz DOT text of the forward graph, and of `grads` (the gradient graph) in
     red.  With `values` ({input: value}) every node shows its value and, when the first
     output is a scalar cost, its adjoint ∂cost/∂node.  Graphs larger than `max_nodes`
     are cut, with a node saying how many were left out; `collapse_elementwise` draws
-    each chain of elementwise nodes as one box."""
+    each chain of elementwise nodes as one box.  Returns a ``Dot``: the text, as a
+    ``str``, that a notebook draws (``_repr_svg_``) when Graphviz is installed."""
     outputs = [outputs] if isinstance(outputs, Expr) else list(outputs)
     grads = list(grads or [])
     forward = toposort(outputs)
@@ -392,7 +440,7 @@ def to_dot(outputs, grads=None, values=None, max_nodes=200, collapse_elementwise
     if hidden:
         lines.append(f'  more [label="... {hidden} more nodes", shape=plaintext];')
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    return Dot("\n".join(lines) + "\n")
 
 
 def render_dot(dot_text, path):
@@ -410,6 +458,7 @@ def render_dot(dot_text, path):
 
 
 __all__ = [
+    "Dot",
     "Explanation",
     "GradCheck",
     "GradientReport",

@@ -1,5 +1,7 @@
 """Seeing backpropagation: trace tables, explanations, reports, gradient checks, DOT."""
 
+import shutil
+
 import numpy as np
 import pytest
 import sympy
@@ -115,3 +117,62 @@ def test_cli_explain_and_trace(capsys):
 def test_cli_refuses_unsafe_expressions(text):
     with pytest.raises(ExpressionError):
         parse_expression(text)
+
+
+# --- notebook display ------------------------------------------------------------------
+
+def test_expr_repr_latex_is_the_formula():
+    f, _ = worked_example()
+    assert f._repr_latex_() == r"$z \left(x + y\right)$"
+    x = gc.scalar("x")
+    assert gc.sigmoid(x)._repr_latex_() == r"$\frac{1}{1 + e^{- x}}$"
+    assert gc.sum(gc.vector("w_b", 3) * 2.0)._repr_latex_() == \
+        r"$\operatorname{sum}{\left(2 w_{b} \right)}$"
+
+
+def test_expr_repr_latex_of_a_large_graph_is_a_bounded_summary():
+    from graphc import symbolic
+    x = gc.scalar("x")
+    a = x
+    for _ in range(200):            # as a tree the formula has ~2**200 terms
+        a = gc.sin(a) * a
+    shown = a._repr_latex_()
+    assert shown == r"$\text{mul(...): a graph of 401 nodes, float64 ()}$"
+    wide = gc.sum(gc.vector("v", 3) * 2.0)
+    for i in range(symbolic.LATEX_MAX_TERMS):       # many distinct terms: a summary too
+        wide = wide + gc.scalar(f"y_{i}")
+    assert wide._repr_latex_().startswith(r"$\text{add(...): a graph of ")
+    assert len(wide._repr_latex_()) < 100
+
+
+def test_trace_repr_html_has_the_tables_escaped():
+    f, point = worked_example()
+    t = gc.trace(f, point)
+    page = t._repr_html_()
+    assert page.count("<table>") == 2 and "<caption>forward pass</caption>" in page
+    assert "<tr><td>q</td><td>q = x + y</td><td style=\"text-align:right\">3</td></tr>" in page
+    assert ("<tr><td>f</td><td>f = q · z</td><td style=\"text-align:right\">-12</td></tr>"
+            in page)
+    assert ("<tr><td>∂f/∂z</td><td>f</td><td>∂f/∂f · q</td>"
+            "<td style=\"text-align:right\">3</td></tr>") in page
+    x, y, z = list(point)
+    odd = gc.trace(f, point, names={x: "x<1>&"})._repr_html_()
+    assert "x&lt;1&gt;&amp;" in odd and "x<1>" not in odd
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_to_dot_repr_svg_draws_the_graph():
+    f, point = worked_example()
+    dot = gc.to_dot(f, values=point)
+    svg = dot._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and svg.rstrip().endswith("</svg>")
+    assert ">add<" in svg and ">mul<" in svg and ">x<" in svg      # the nodes' labels
+    assert svg.count('class="node"') == 5 and svg.count('class="edge"') == 4
+
+
+def test_to_dot_repr_svg_without_graphviz_is_none(monkeypatch):
+    f, _ = worked_example()
+    dot = gc.to_dot(f)
+    assert isinstance(dot, str) and dot.startswith("digraph")     # still the DOT text
+    monkeypatch.setenv("PATH", "")
+    assert dot._repr_svg_() is None          # the notebook falls back to the text
