@@ -20,7 +20,8 @@ import numpy as np
 from .api import astype
 from .autodiff import GRADIENT_OF
 from .codegen import cache, interp, runtime
-from .codegen.emit import Names, kernel_source
+from .codegen.emit import kernel_source
+from .codegen.names import Names
 from .codegen.module import module_source
 from .codegen.schedule import schedule
 from .graph import Expr, expr_list, inputs_of, tensor, toposort
@@ -29,7 +30,7 @@ from .ops import OPS
 from .passes import optimize
 from .passes.lower import lower
 from .shapes import format_shape
-from .signature import Signature, checker_source
+from .signature import Signature, check_inputs
 
 _OPTIMIZE_LEVELS = ("full", "fast", "none")
 _memo: dict = {}
@@ -87,7 +88,7 @@ def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,
     options = {"optimize": optimize, "parallel": bool(parallel), "fastmath": bool(fastmath),
                "single": single, "updates": [inputs.index(x) for x, _ in update_pairs],
                "check_finite": bool(check_finite)}
-    Signature.build(inputs, [])          # validates the inputs themselves
+    check_inputs(inputs)
     _warn_objmode(outs + [new for _, new in update_pairs])
     key = cache.graph_key(inputs, outs + [new for _, new in update_pairs], options)
     hit = _memo.get(key)
@@ -134,19 +135,17 @@ def generate_source(inputs, outputs, single, key, options, cache=True, updates=(
     names = Names(plan, inputs)
     interpreted = (interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
                    and not options["check_finite"])
-    checked = {}
     if interpreted:
         kernel = interp.module_kernel(plan, inputs, lowered, names)
     else:
-        kernel, checked = kernel_source(plan, inputs, lowered, names, backward,
-                                        dict(options, cache=cache),
-                                        [(x, new) for (x, _), new in zip(updates, new_values)])
-    checker = checker_source(inputs, signature.shapes, names.inputs,
-                             inplace={x for x, _ in updates})
+        kernel = kernel_source(plan, inputs, lowered, names, backward, dict(options, cache=cache),
+                               [(x, new) for (x, _), new in zip(updates, new_values)])
+    checker = signature.checker_source(names.inputs, inplace={x for x, _ in updates})
     return module_source(
         kernel=kernel, checker=checker, inputs=inputs, outputs=lowered, names=names,
-        single=single, key=key, interpreted=interpreted,
-        checked={k: _node_report(node, names, node in backward) for k, node in checked.items()},
+        single=single, key=key,
+        reports={k: _node_report(node, names, node in backward)
+                 for k, node in kernel.checked.items()},
         doc_inputs=[f"{x.name}: {x.dtype.name} {format_shape(x.shape)}" for x in inputs],
         doc_outputs=[f"[{i}] {o.dtype.name} {format_shape(o.shape)}{_gradient_note(o, outputs)}"
                      for i, o in enumerate(outputs)])

@@ -90,40 +90,50 @@ def _resolve(d):
     return d
 
 
+def check_inputs(inputs):
+    """Refuse, naming them, function inputs that are not graph inputs, are listed
+    twice, or share a name."""
+    names = [x.name if hasattr(x, "name") else None for x in inputs]
+    for i, x in enumerate(inputs):
+        if not (hasattr(x, "is_input") and x.is_input):
+            raise TypeError(f"inputs[{i}] must be an input made by gc.scalar/vector/"
+                            f"matrix/tensor, got {x!r}")
+    if len(set(map(id, inputs))) != len(inputs):
+        raise ValueError(f"an input is listed twice in {names}")
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f"two different inputs are named {sorted(dup)}; "
+                         "input names must be unique within a function")
+
+
 @dataclass
 class Signature:
-    """What a compiled function accepts, and the generated code that checks it."""
+    """What a compiled function accepts: every node's shape, with dynamic input
+    dimensions resolved to ints or the classes of dimensions that must agree."""
 
     inputs: list
     shapes: dict            # node -> shape with ints and DimVar roots
-    source: str             # the checker, `def check_args(...)`
 
     @classmethod
     def build(cls, inputs, outputs, all_nodes=True):
         """The signature of a function of `inputs` computing `outputs`.  With
         ``all_nodes=False`` only the inputs' shapes are resolved (all a checker needs),
         which skips the graph walk when no input has a dynamic dimension."""
-        names = [x.name for x in inputs]
-        for i, x in enumerate(inputs):
-            if not (hasattr(x, "is_input") and x.is_input):
-                raise TypeError(f"inputs[{i}] must be an input made by gc.scalar/vector/"
-                                f"matrix/tensor, got {x!r}")
-        if len(set(map(id, inputs))) != len(inputs):
-            raise ValueError(f"an input is listed twice in {names}")
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"two different inputs are named {sorted(dup)}; "
-                             "input names must be unique within a function")
+        check_inputs(inputs)
         if not all_nodes and all(None not in x.shape for x in inputs):
             shapes = {x: x.shape for x in inputs}
         else:
             shapes = symbolic_shapes(outputs, inputs)
-        return cls(inputs, shapes, checker_source(inputs, shapes))
+        return cls(inputs, shapes)
+
+    def checker_source(self, names=None, inplace=()):
+        """The argument checker ``check_args`` (see the module function)."""
+        return checker_source(self.inputs, self.shapes, names, inplace)
 
     def make_checker(self):
         namespace = {"np": np, "convert_argument": convert_argument, "shape_error": shape_error,
                      "check_inplace": check_inplace}
-        exec(compile(self.source, "<graphc argument checker>", "exec"), namespace)  # noqa: S102  generated here
+        exec(compile(self.checker_source(), "<graphc argument checker>", "exec"), namespace)  # noqa: S102  generated here
         return namespace["check_args"]
 
 

@@ -4,9 +4,6 @@ backward statements, one per node, each with a comment naming the node it comput
 
 from __future__ import annotations
 
-import keyword
-import math
-import re
 
 import numpy as np
 
@@ -14,9 +11,10 @@ from ..autodiff import ADJOINT_OF
 from ..lowering import Call, Code, ObjMode, PerElement, Size, View
 from ..ops import OPS
 from ..shapes import format_shape
-from .linking import op_functions_placeholder
-from .linking import placeholder as runtime_placeholder
+from .kernel import CallingConvention, Kernel, packs_outputs
+from .linking import called_names
 from .loopbody import optimized_body
+from .names import LITERAL_DTYPES, typed
 from .runtime import definitions as runtime_definitions
 from .scalar import helper, scalar_code
 from .schedule import (
@@ -31,87 +29,6 @@ from .schedule import (
     parallel_safe,
     value_args,
 )
-
-_RESERVED = {"np", "math", "numba", "fn", "check_args", "INPUTS", "OUTPUTS", "work"}
-_GENERATED = re.compile(r"^(v|e|n|i|k|c|s|p|l|a|out)\d+[a-z]?$|^_")
-
-
-class Names:
-    """Stable, readable names: ``v12`` for node 12's value, ``e12`` for its element in a
-    loop, ``n0`` for a dynamic size, ``k0`` for a constant array, ``c0`` for a scalar
-    constant of a type Python literals do not have (``c0 = np.float32(1.0)``)."""
-
-    def __init__(self, plan, inputs):
-        self.plan = plan
-        self.index = {}
-        for node in plan.order:
-            self.index[node] = len(self.index)
-        self.inputs = {x: (x.name if x.name not in _RESERVED and not _GENERATED.match(x.name)
-                           and not keyword.iskeyword(x.name) else f"arg_{x.name}")
-                       for x in inputs}
-        self.consts = {}
-        self.dims = {}
-        self.typed = {}            # (dtype name, literal) -> name of a typed local
-
-    def value(self, node):
-        if node.is_input:
-            return self.inputs[node]
-        if node.is_const:
-            if node.shape == ():
-                return self.constant(node.value, node.dtype)
-            return self.consts.setdefault(node, f"k{len(self.consts)}")
-        return f"v{self.index[node]}"
-
-    def constant(self, value, dtype):
-        """A scalar constant of `dtype` in generated code.  Python literals are float64,
-        int64 or bool in Numba; a constant of another dtype is a local set once at the
-        kernel's top (``c0 = np.float32(1.0)``), so that float32 arithmetic stays float32
-        (a float64 literal would promote every element to float64 and back)."""
-        dtype = np.dtype(dtype)
-        text = _literal(np.asarray(value, dtype=dtype))
-        if dtype in _LITERAL_DTYPES:
-            return text
-        return self.typed.setdefault((dtype.name, text), f"c{len(self.typed)}")
-
-    def typed_lines(self):
-        """The statements that set the typed constants, for the kernel's top."""
-        return [f"{name} = np.{dtype}({text})" for (dtype, text), name in self.typed.items()]
-
-    def element(self, node):
-        return f"e{self.index[node]}"
-
-    def dim(self, d):
-        if isinstance(d, int):
-            return str(d)
-        return self.dims.setdefault(d, f"n{len(self.dims)}")
-
-    def shape(self, shape):
-        dims = [self.dim(d) for d in shape]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-#: The dtypes Python literals have in Numba.
-_LITERAL_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
-
-
-def _literal(value):
-    v = float(value)
-    if math.isnan(v):
-        return "np.nan"
-    if v in (float("inf"), float("-inf")):
-        return "np.inf" if v > 0 else "-np.inf"
-    if np.dtype(value.dtype) == np.bool_:
-        return repr(bool(value))
-    if np.dtype(value.dtype).kind in "iu":
-        return repr(int(value))
-    return repr(v)
-
-
-def _typed(text, dtype):
-    """Literal source `text` as a value of `dtype` (a conversion unless Python's literal
-    has that type)."""
-    return text if np.dtype(dtype) in _LITERAL_DTYPES else f"np.{np.dtype(dtype).name}({text})"
-
 
 def _describe(node, names):
     """The comment that ties a statement to its graph node, ``add(v3, b)``, and for a
@@ -259,7 +176,7 @@ class KernelWriter:
         for r in loop.sinks:
             init = lowering_of(r).start(r.dtype)
             if plan.shapes[r] == ():
-                self.emit(f"{names.value(r)} = {_typed(init, r.dtype)}")
+                self.emit(f"{names.value(r)} = {typed(init, r.dtype)}")
             else:
                 self._allocate(r, f"np.full({{shape}}, {init}, dtype=np.{{dtype}})", init)
         parallel = self.parallel and parallel_safe(loop, plan.shapes)
@@ -344,7 +261,7 @@ class KernelWriter:
             self._body(loop, depth + 3, {r: f"l{names.index[r]}[i0l]" for r in loop.sinks})
             for r in loop.sinks:
                 q = names.index[r]
-                self.emit(f"a{q} = {_typed(lowering_of(r).start(r.dtype), r.dtype)}",
+                self.emit(f"a{q} = {typed(lowering_of(r).start(r.dtype), r.dtype)}",
                           depth + 1)
                 self.emit(f"for i0l in range({LANES}):", depth + 1)
                 for offset, line in lowering_of(r).accumulate(f"a{q}", f"l{q}[i0l]"):
@@ -363,11 +280,15 @@ class KernelWriter:
         names = self.names
         for m in loop.members:
             args = [self._element(a, loop, loaded, depth) for a in value_args(m)]
-            code = args[0] if lowering_of(m).identity else scalar_code(m, args)
-            self.emit(f"{names.element(m)} = {code}  # {names.value(m)} = {_describe(m, names)}",
-                      depth)
-            self._finite_check(m, names.element(m), scalar=True, depth=depth)
-            self._store(m, loop, depth)
+            if lowering_of(m).identity:     # a broadcast: the same element, no statement
+                loaded[m] = args[0]
+                self.emit(f"# {names.value(m)} = {_describe(m, names)} is {args[0]}", depth)
+            else:
+                code = scalar_code(m, args)
+                self.emit(f"{names.element(m)} = {code}  # {names.value(m)} = "
+                          f"{_describe(m, names)}", depth)
+                self._finite_check(m, names.element(m), scalar=True, depth=depth)
+            self._store(m, loop, depth, loaded.get(m))
 
     def _sympy_body(self, loop, loaded, depth):
         """The members the loop must deliver, from SymPy's cse when that is cheaper
@@ -397,15 +318,17 @@ class KernelWriter:
         dtype that Python literals lack (float32): as typed constants; else None
         (plain literals)."""
         dtypes = {m.dtype for m in needed if m.dtype.kind == "f"}
-        if len(dtypes) != 1 or dtypes <= set(_LITERAL_DTYPES):
+        if len(dtypes) != 1 or dtypes <= set(LITERAL_DTYPES):
             return None
         (dtype,) = dtypes
         return lambda value: self.names.constant(value, dtype)
 
-    def _store(self, m, loop, depth):
+    def _store(self, m, loop, depth, element=None):
+        """Write member `m`'s element (variable `element`, by default its own) to its
+        buffer, if the plan stores it."""
         if m in self.plan.stored:
             self.emit(f"{self.names.value(m)}[{self._index(loop.shape, loop.shape)}] = "
-                      f"{self.names.element(m)}", depth)
+                      f"{element or self.names.element(m)}", depth)
 
     def _sinks(self, loop, loaded, depth, acc_of=None):
         """Accumulate each reduction of the loop's values (into ``acc_of[r]`` when
@@ -449,6 +372,8 @@ class KernelWriter:
         """The scalar variable holding argument `a` at the loop's index: a member's
         element, a scalar, or a load emitted here (or queued in `pending`)."""
         names, plan = self.names, self.plan
+        if a in loaded:                 # loaded, or a broadcast's source element
+            return loaded[a]
         if plan.loop_of.get(a) is loop:
             return names.element(a)
         if plan.shapes[a] == ():
@@ -520,7 +445,7 @@ def output_expr(node, names, seen):
 def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates=()):
     """The kernel: every statement, then in-place `updates` ((input, node) pairs), which
     come last so that every output was computed from the old values.  Returns the
-    source and, with ``check_finite``, the nodes the kernel checks (by index)."""
+    ``Kernel`` record."""
     writer = KernelWriter(plan, names, outputs, parallel=options.get("parallel", False),
                           check_finite=options.get("check_finite", False),
                           sympy_loops=options.get("optimize") == "full")
@@ -535,26 +460,20 @@ def kernel_source(plan, inputs, outputs, names, backward_nodes, options, updates
         for x, new in updates:
             writer.emit(f"_assign({names.inputs[x]}, {names.value(new)})  # update {x.name}")
     body = writer.lines
-    params, _, packed = kernel_params(inputs, names, options.get("check_finite", False))
-    unpack = [f"    {names.inputs[x]} = scalars[{i}]" for i, x in enumerate(packed)]
+    convention = CallingConvention.of(inputs, names, options.get("check_finite", False))
+    unpack = [f"    {names.inputs[x]} = scalars[{i}]" for i, x in enumerate(convention.packed)]
     dims = [f"    {n} = {_dim_source(d, names)}" for d, n in names.dims.items()]
-    decorator = _decorator(options)
-    helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
-    helpers = (runtime_placeholder(_runtime_names(body)) + op_functions_placeholder(writer.linked)
-               + ("from graphc.codegen.nbcheck import dtype_is\n" if writer.needs_dtype_check
-                  else "") + "\n\n" + helpers)
-    lines = [decorator, f"def _kernel({', '.join(params)}):",
+    lines = [_decorator(options), f"def _kernel({', '.join(convention.params)}):",
              '    """Forward and backward sweeps, one statement per graph node."""']
-    typed = ["    " + line for line in names.typed_lines()]
-    lines += unpack + dims + typed + body + [_return_statement(returns, outputs)]
-    return helpers + "\n".join(lines) + "\n", writer.checked
-
-
-def packs_outputs(outputs):
-    """Many float64 scalar results travel back as one array: boxing each float of a
-    returned tuple costs Numba and Python more than one array does."""
-    return len(outputs) > PACK_SCALARS and all(
-        o.shape == () and o.dtype == np.float64 for o in outputs)
+    typed_constants = ["    " + line for line in names.typed_lines()]
+    lines += unpack + dims + typed_constants + body + [_return_statement(returns, outputs)]
+    helpers = _helpers(plan, _decorator(dict(options, parallel=False)))
+    return Kernel(source=helpers + "\n".join(lines) + "\n", params=convention.params,
+                  call_args=convention.call_args,
+                  runtime=called_names(body, runtime_definitions()),
+                  op_functions=dict(writer.linked), checked=writer.checked,
+                  returns_array=packs_outputs(outputs),
+                  needs_dtype_check=writer.needs_dtype_check)
 
 
 def _return_statement(returns, outputs):
@@ -562,28 +481,6 @@ def _return_statement(returns, outputs):
     if packs_outputs(outputs):
         return f"    return np.array(({', '.join(returns)},), dtype=np.float64)"
     return f"    return ({', '.join(returns)},)"
-
-
-#: With more scalar inputs than this, the kernel takes them packed in one array:
-#: Numba's dispatch and typing cost grows with every argument.
-PACK_SCALARS = 8
-
-
-def kernel_params(inputs, names, check_finite=False):
-    """The kernel's parameters, the arguments ``fn`` passes, and the scalar inputs that
-    travel packed in the ``scalars`` array (empty when they are passed one by one).
-    With ``check_finite`` the kernel also takes ``flags``, where it records the first
-    node that produced a NaN or Inf."""
-    scalars = [x for x in inputs if x.shape == ()]
-    packed = scalars if len(scalars) > PACK_SCALARS else []
-    params = ((["scalars"] if packed else [])
-              + [names.inputs[x] for x in inputs if x not in packed]
-              + list(names.consts.values()) + (["flags"] if check_finite else []))
-    args = ((["np.array((" + ", ".join(names.inputs[x] for x in packed) + ",), np.float64)"]
-             if packed else [])
-            + [names.inputs[x] for x in inputs if x not in packed]
-            + list(names.consts.values()) + (["flags"] if check_finite else []))
-    return params, args, packed
 
 
 def _helpers(plan, decorator):
@@ -598,12 +495,6 @@ def _formula_helper_needed(op):
     """Per-element ops without a code template (made from SymPy formulas) get their
     helper generated into the module."""
     return isinstance(op.lowering, PerElement) and op.lowering.code is None
-
-
-def _runtime_names(body):
-    """The shared-runtime functions the generated statements call."""
-    called = set(re.findall(r"\b(_\w+)\(", "\n".join(body)))
-    return called & set(runtime_definitions())
 
 
 def _dim_source(d, names):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..lowering import PerElement
 from ..ops import OPS
-from .linking import placeholder as runtime_placeholder
+from .kernel import Kernel
 from .scalar import template
 from .schedule import Step
 
@@ -110,12 +110,9 @@ def encode(plan, inputs, outputs, names):
         len(slots), listing
 
 
-def placeholder(names):
-    return runtime_placeholder(names).rstrip("\n")
-
-
 def module_kernel(plan, inputs, outputs, names):
-    """The ``_kernel`` of an interpreted graph module: plain Python around ``_run``."""
+    """The ``_kernel`` of an interpreted graph module: plain Python around ``_run``,
+    which returns the output registers as one float64 array."""
     table, consts, out_slots, n_regs, listing = encode(plan, inputs, outputs, names)
     n_in, n_c = len(inputs), len(consts)
     params = [names.inputs[x] for x in inputs]
@@ -126,7 +123,6 @@ def module_kernel(plan, inputs, outputs, names):
         f"CODE = np.frombuffer(base64.b64decode({data!r}), dtype=np.int32).reshape({table.shape})",
         f"CONSTS = np.array({consts.tolist()!r}, dtype=np.float64)",
         f"OUT = np.array({out_slots!r}, dtype=np.int64)",
-        placeholder(["_run"]),
         "",
         "",
         f"def _kernel({', '.join(params)}):",
@@ -137,4 +133,6 @@ def module_kernel(plan, inputs, outputs, names):
         "    _run(CODE, regs)",
         "    return regs.take(OUT)",
     ]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    source = "\n".join(line for line in lines if line is not None) + "\n"
+    return Kernel(source=source, params=tuple(params), call_args=tuple(params),
+                  runtime=frozenset({"_run"}), returns_array=True)

@@ -14,6 +14,13 @@ RUNTIME_PLACEHOLDER = re.compile(
     r"^(?P<names>_\w+(?: = _\w+)*) = None  # linked from graphc's runtime.*$", re.MULTILINE)
 
 
+def called_names(lines, known):
+    """The functions among `known` (the shared runtime's) that generated `lines` call.
+    Input names never start with an underscore (they are renamed ``arg_...``), so a
+    match is a call of a runtime function."""
+    return frozenset(re.findall(r"\b(_\w+)\(", "\n".join(lines))) & frozenset(known)
+
+
 def placeholder(names):
     """The line a generated module holds instead of the runtime functions it calls."""
     names = sorted(set(names))
@@ -32,4 +39,4 @@ def op_functions_placeholder(linked):
             f"{' = '.join(sorted(linked))} = None  # linked from the op table\n")
 
 
-__all__ = ["RUNTIME_PLACEHOLDER", "op_functions_placeholder", "placeholder"]
+__all__ = ["RUNTIME_PLACEHOLDER", "called_names", "op_functions_placeholder", "placeholder"]
