@@ -53,7 +53,7 @@ def _model(args, data):
     from . import compile as gc_compile
     from . import nn, optim, tensor
     sizes = [784] + [int(h) for h in str(args.hidden).split(",") if h] + [10]
-    X, Y = tensor("X", (None, 784), "float32"), tensor("Y", (None, 10), "float32")
+    X, Y = tensor("X", (None, 784), "float32"), tensor("labels", (None,), "int64")
     logits, params, init = nn.mlp(X, sizes, args.activation, seed=args.seed)
     loss, acc = nn.softmax_cross_entropy(logits, Y), nn.accuracy(logits, Y)
     optimizer = optim.OPTIMIZERS[args.optimizer](lr=args.lr)
@@ -69,8 +69,8 @@ def _model(args, data):
 def _train(args):
     from . import data, train
     mnist = data.load_mnist(getattr(args, "data_dir", None), seed=args.seed)
-    x_train, y_train = mnist.x_train, data.one_hot(mnist.y_train)
-    x_test, y_test = mnist.x_test, data.one_hot(mnist.y_test)
+    x_train, y_train = mnist.x_train, mnist.y_train      # integer class ids, 0..9
+    x_test, y_test = mnist.x_test, mnist.y_test
     if getattr(args, "limit", None):
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     t0 = time.perf_counter()
@@ -99,8 +99,11 @@ def _compare_with_tape(args, step, params, batch, repeats=10, rounds=5):
     """Median time of one training step, compiled vs the eager tape, interleaved in
     blocks of `repeats` steps (NumPy's and SciPy's BLAS thread pools are separate, and
     one still spinning right after the other's call would slow it down)."""
-    from . import api, nn, tape
+    from . import api, data, nn, tape
     xb, yb = batch
+    # The tape's fastest form of the targets: one-hot rows, built once outside the
+    # timing (with integer ids it would build their one-hot rows on every call).
+    targets = tape.Tensor(data.one_hot(yb, 10, xb.dtype))
     weights = [tape.Tensor(np.array(step.params[p.name]), requires_grad=True) for p in params]
     state = [[np.zeros_like(w.data), np.zeros_like(w.data)] for w in weights]
 
@@ -108,7 +111,7 @@ def _compare_with_tape(args, step, params, batch, repeats=10, rounds=5):
         for w in weights:
             w.zero_grad()
         logits = nn.mlp_forward(tape.Tensor(xb), weights, args.activation)
-        loss = api.mean(api.cross_entropy(logits, tape.Tensor(yb)))
+        loss = api.mean(api.cross_entropy(logits, targets))
         loss.backward()
         for w, (m, v) in zip(weights, state):          # Adam, as the compiled step
             m *= 0.9

@@ -110,20 +110,38 @@ def mlp(x, sizes, activation="sigmoid", *, dtype="float32", seed=0, dropout_rate
     return logits, params, values
 
 
-def softmax_cross_entropy(logits, onehot):
-    """Mean softmax cross-entropy over the rows of a batch."""
-    return api.mean(api.cross_entropy(logits, onehot))
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy over the rows of a batch; `labels` are integer class
+    ids (N,) (e.g. an int64 input ``gc.tensor("labels", (None,), "int64")``) or one-hot
+    (or soft) float rows of the logits' shape."""
+    return api.mean(api.cross_entropy(logits, labels))
 
 
 def mse(pred, target):
     return api.mse(pred, target)
 
 
-def accuracy(logits, onehot):
+def accuracy(logits, labels):
     """Fraction of rows whose true class has the largest logit.  (A row where the true
-    class ties with another for the maximum counts as correct.)"""
+    class ties with another for the maximum counts as correct.)  `labels`: integer
+    class ids (N,), 0 <= id < K (IndexError otherwise, as ``cross_entropy``), or
+    one-hot float rows of the logits' (N, K) shape."""
     top = api.where(logits >= api.max(logits, axis=-1, keepdims=True), 1.0, 0.0)
-    return api.mean(api.sum(onehot * top, axis=-1))
+    if np.dtype(getattr(labels, "dtype", np.asarray(labels).dtype)).kind in "iu":
+        k = api.shape_of(logits)[-1]
+        if k is None:
+            raise ValueError("accuracy: with integer labels the number of classes (the "
+                             "logits' last axis) must be static")
+        ids, dtype = api._as_index(labels, logits), getattr(logits, "dtype", np.float64)
+        if isinstance(ids, np.ndarray):             # on the tape: the labels are data
+            if ids.size and (ids.min() < 0 or ids.max() >= k):
+                bad = ids[(ids < 0) | (ids >= k)].flat[0]
+                raise IndexError(f"accuracy: label {bad} is out of range for {k} classes")
+            labels = np.eye(k, dtype=dtype)[ids]
+        else:
+            ids = api.apply("check_index", ids, api.const(np.asarray(k, np.int64), np.int64))
+            labels = api.one_hot(ids, k, dtype)
+    return api.mean(api.sum(labels * top, axis=-1))
 
 
 __all__ = [

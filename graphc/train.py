@@ -88,9 +88,14 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
     (see ``graphc.dask.training``): ``data_parallel="sync"`` splits every batch across
     them and averages the gradients before one update (the step must come from
     ``graphc.dask.compile_step``); ``"local"`` lets each worker take `sync_every` steps
-    on its own batches between parameter averages (local SGD)."""
+    on its own batches between parameter averages (local SGD).
+
+    Targets are whatever the step's second data input takes: integer class ids (N,)
+    for an int64 input (``gc.tensor("labels", (None,), "int64")``, with
+    ``nn.softmax_cross_entropy`` / ``nn.accuracy``), or one-hot float rows (N, K)."""
     if len(x_train) != len(y_train):
         raise ValueError(f"fit: {len(x_train)} inputs but {len(y_train)} targets")
+    _check_targets(step, y_train)
     if batch_size < 1:
         raise ValueError(f"fit: batch_size must be positive, got {batch_size}")
     history, start = History(), 0
@@ -135,6 +140,25 @@ def fit(step, x_train, y_train, *, epochs=1, batch_size=64, seed=0, validation=N
                     if waited >= early_stopping:
                         break
     return history
+
+
+def _check_targets(step, y):
+    """A clear error for integer class ids given to a step compiled for one-hot rows,
+    or one-hot rows given to a step that takes class ids."""
+    inputs = getattr(step, "data_inputs", None) or ()
+    if len(inputs) != 2 or not hasattr(y, "dtype") or not hasattr(y, "ndim"):
+        return
+    target, kind = inputs[1], np.dtype(y.dtype).kind
+    if target.dtype.kind in "iu" and len(target.shape) == 1 and y.ndim == 2 and kind == "f":
+        raise ValueError(f"fit: the step's input {target.name!r} takes integer class ids "
+                         f"(N,), got one-hot rows of shape {tuple(y.shape)}; pass "
+                         "y.argmax(axis=1), or compile the step with a float (N, K) input")
+    if target.dtype.kind == "f" and len(target.shape) == 2 and y.ndim == 1 and kind in "iu":
+        raise ValueError(f"fit: the step's input {target.name!r} takes one-hot rows (N, K), "
+                         f"got integer class ids of shape {tuple(y.shape)}; compile the step "
+                         f"with an int64 input, gc.tensor({target.name!r}, (None,), "
+                         "\"int64\"), to pass them directly, or one-hot them "
+                         "(graphc.data.one_hot)")
 
 
 def _runner(client, step, x_train, y_train, data_parallel, sync_every, seed=0):

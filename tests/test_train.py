@@ -127,3 +127,57 @@ def test_batches_cover_everything_once():
     parts = train.batches(10, 4, np.random.default_rng(0))
     assert [len(p) for p in parts] == [4, 4, 2]
     assert sorted(np.concatenate(parts).tolist()) == list(range(10))
+
+
+# --- integer class labels ----------------------------------------------------------------
+
+def test_accuracy_takes_integer_labels_on_every_backend():
+    z = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [0.0, 5.0, 0.0], [1.0, 1.0, 0.0]])
+    ids = np.array([2, 0, 0, 1])      # right, right, wrong, tied for the maximum: right
+    Z, L = gc.tensor("Z", (None, 3)), gc.tensor("labels", (None,), "int64")
+    Y = gc.tensor("Y", (None, 3))
+    assert float(gc.evaluate(nn.accuracy(Z, L), {Z: z, L: ids})) == 0.75
+    assert float(gc.evaluate(nn.accuracy(Z, Y), {Z: z, Y: np.eye(3)[ids]})) == 0.75
+    assert float(nn.accuracy(gc.tape.Tensor(z), ids).data) == 0.75
+    f = gc.compile([Z, L], [nn.accuracy(Z, L), nn.softmax_cross_entropy(Z, L)])
+    acc, loss = f(z, ids)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert float(acc) == 0.75
+    assert float(loss) == pytest.approx(-np.mean(log_p[np.arange(4), ids]), rel=1e-12)
+    with pytest.raises(IndexError):
+        f(z, np.array([2, 0, 0, 3]))
+    with pytest.raises(IndexError, match="label 3 is out of range"):
+        nn.accuracy(gc.tape.Tensor(z), np.array([2, 0, 0, 3]))
+
+
+def test_fit_with_integer_labels_matches_one_hot_training():
+    x, onehot = blobs()
+    ids = onehot.argmax(axis=1)
+    xv, onehot_v = blobs(seed=1)
+    ids_v = onehot_v.argmax(axis=1)
+    X = gc.tensor("X", (None, 4), "float32")
+    runs = {}
+    for name, target, y, yv in [("ids", gc.tensor("labels", (None,), "int64"), ids, ids_v),
+                                ("onehot", gc.tensor("Y", (None, 3), "float32"), onehot,
+                                 onehot_v)]:
+        logits, params, init = nn.mlp(X, (4, 8, 3), "relu", seed=1)
+        loss, acc = nn.softmax_cross_entropy(logits, target), nn.accuracy(logits, target)
+        step = optim.compile_step(loss, params, [X, target], optim.Adam(0.05), init=init)
+        measure = gc.compile([X, target] + params, [loss, acc])
+
+        def evaluate(xs, ys, step=step, params=params, measure=measure):
+            value, accuracy = measure(xs, ys, *[step.params[p.name] for p in params])
+            return {"val_loss": float(value), "val_accuracy": float(accuracy)}
+        runs[name] = train.fit(step, x, y, epochs=3, batch_size=32, validation=(xv, yv),
+                               evaluate=evaluate, progress=False)
+        if name == "ids":
+            with pytest.raises(ValueError, match="takes integer class ids"):
+                train.fit(step, x, onehot, progress=False)
+        else:
+            with pytest.raises(ValueError, match="takes one-hot rows"):
+                train.fit(step, x, ids, progress=False)
+    a, b = runs["ids"], runs["onehot"]
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)      # the same training
+    np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-5)
+    assert a["val_accuracy"] == b["val_accuracy"]
+    assert a["loss"][-1] < 0.3 * a["loss"][0] and a["val_accuracy"][-1] >= 0.95
