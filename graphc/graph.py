@@ -25,6 +25,8 @@ INPUT_DTYPES = FLOAT_DTYPES + (np.dtype(np.int32), np.dtype(np.int64), np.dtype(
 _CONST_INTERN_MAX = 64          # constants up to this many elements are hash-consed
 _interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _input_ids = itertools.count()
+#: Notebook display functions, registered by the modules that define them.
+DISPLAY_HOOKS: dict = {}
 
 
 class Expr(OperatorMixin):
@@ -59,9 +61,11 @@ class Expr(OperatorMixin):
         return f"<{self.op} {self.dtype} {format_shape(self.shape)}>"
 
     def _repr_latex_(self):
-        """The formula, for notebooks (a summary line when it is too large to read)."""
-        from .symbolic import latex_repr
-        return latex_repr(self)
+        """The formula, for notebooks (a summary line when it is too large to read):
+        ``graphc.symbolic.latex_repr``, registered in DISPLAY_HOOKS (this module may not
+        import it: symbolic needs the api, which needs this module)."""
+        hook = DISPLAY_HOOKS.get("latex")
+        return hook(self) if hook is not None else None
 
     def __bool__(self):
         raise TypeError("the truth value of a graphc expression is not known until it is "

@@ -10,6 +10,7 @@ import inspect
 
 import numpy as np
 
+from . import graph as _graph
 from .lowering import PerElement, View
 from .ops import OPS, Op, _elementwise_shape, register
 
@@ -227,3 +228,6 @@ def latex_repr(expr):
                            f"{expr.dtype} {format_shape(expr.shape)}") + "$"
     except Exception:       # a display hook must not raise
         return None
+
+
+_graph.DISPLAY_HOOKS["latex"] = latex_repr
