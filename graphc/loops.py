@@ -318,6 +318,8 @@ def _impl(name, *args):
     fixed = dict(zip(body.shared_ph, (np.asarray(w) for w in shared)))
     layout = op.layout
     scanned = xs if op.has_xs else []
+    if length == 0:
+        raise ValueError("scan: a scan needs at least one step (the scanned length is 0)")
     steps = range(length - 1, -1, -1) if op.reverse else range(length)
     for t in steps:
         for (off, size, _, _), c in zip(layout, carry):
@@ -609,7 +611,7 @@ def _vjp(op, F, g, out, args):
         else:
             grads = grad(cost, wrt)
             grads = [grads] if isinstance(grads, Expr) else list(grads)
-        grads = _substitute(grads, dict(zip(body.shared_ph, body.shared)))
+        grads = _substitute(grads, dict(zip(body.shared_ph, shared)))     # this node's values
         g_c, g_x, g_w = grads[:len(fc)], grads[len(fc):len(fc) + len(fx)], grads[len(fc) + len(fx):]
         new_lam = [a + b for a, b in zip(g_c, gc_t)]
         new_acc = [a + b for a, b in zip(acc, g_w)]
@@ -643,7 +645,7 @@ def _jvp(op, tangents, out, args):
         wanted = [outs[i] for i in fc] + [outs[nc + j] for j in fy]
         tans = jvp(wanted, primals, directions) if primals and wanted else [
             _zeros_like(w) for w in wanted]
-        outs, tans = (_substitute(v, dict(zip(body.shared_ph, body.shared)))
+        outs, tans = (_substitute(v, dict(zip(body.shared_ph, shared)))
                       for v in (outs, tans))
         ys = outs[nc:] + tans[len(fc):]
         return outs[:nc] + tans[:len(fc)], ys, (list, len(ys))
@@ -692,6 +694,26 @@ def _on_arrays(op, which, g, out, args):
 _loop_modules: dict = {}
 
 
+def scalar_arg(x):
+    """A scalar argument of a compiled loop: the calling kernel may hand it over as a
+    one-element array (a view of a row, made contiguous); Numba picks the overload."""
+    return np.asarray(x).reshape(-1)[0]
+
+
+def _register_scalar_arg():
+    from numba.core import types
+    from numba.extending import overload
+
+    @overload(scalar_arg)
+    def _overload(x):
+        if isinstance(x, types.Array):
+            return lambda x: x.ravel()[0]
+        return lambda x: x
+
+
+_register_scalar_arg()
+
+
 def _compiled_loop(op):
     """The loop as a Numba function of the scan node's arguments, returning the rows."""
     from .codegen import cache
@@ -715,8 +737,15 @@ def _compiled_loop(op):
     lines = [f"def loop({', '.join(arg_names)}):",
              "    n = xs0.shape[0]",
              f"    rows = np.empty((n, {op.width}), np.{op.rows_dtype.name})"]
+    lines.append("    if n == 0:")
+    lines.append("        raise ValueError('scan: a scan needs at least one step (the scanned "
+                 "length is 0)')")
     for i, (off, size, shape, dtype) in enumerate(op.layout[:nc]):
-        lines.append(f"    c{i} = a{i}" if shape == () else f"    c{i} = np.ascontiguousarray(a{i})")
+        lines.append(f"    c{i} = _scalar(a{i})" if shape == ()
+                     else f"    c{i} = np.ascontiguousarray(a{i})")
+    for k, w in enumerate(body.shared_ph):
+        if w.shape == ():
+            lines.append(f"    w{k} = _scalar(w{k})")
     lines.append("    for s in range(n):")
     lines.append("        t = n - 1 - s" if op.reverse else "        t = s")
 
@@ -742,6 +771,7 @@ def _compiled_loop(op):
             return "\n".join([
                 f'"""graphc scan loop {op.name}: generated, do not edit."""',
                 "import numba", "import numpy as np", "",
+                "from graphc.loops import scalar_arg as _scalar",
                 f"GRAPHC_KEY = {key!r}",
                 "_body = None  # linked: the body's compiled kernel",
                 *[f"{name} = None  # linked: a constant of the body" for name in linked],

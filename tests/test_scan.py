@@ -185,13 +185,98 @@ def test_rnn_against_unrolled_and_finite_differences():
         np.testing.assert_allclose(g, _fd(f, vals[p]), rtol=1e-5, atol=1e-7)
 
 
+def _rnn_numpy_bptt(v):
+    """Cost and gradients (W, U, bh, h0, X) by hand: backpropagation through time."""
+    W_, U_, b_, X_ = v[WH], v[UX], v[BH], v[XR]
+    hs = [v[H0]]
+    for x in X_:
+        hs.append(np.tanh(hs[-1] @ W_ + x @ U_ + b_))
+    cost = hs[-1].sum() + sum((h * h).sum() for h in hs[1:])
+    dW, dU, db, dX = np.zeros_like(W_), np.zeros_like(U_), np.zeros_like(b_), np.zeros_like(X_)
+    dh = np.ones_like(hs[-1])
+    for t in range(len(X_) - 1, -1, -1):
+        dz = (dh + 2 * hs[t + 1]) * (1 - hs[t + 1] ** 2)
+        dW += hs[t].T @ dz
+        dU += X_[t].T @ dz
+        db += dz.sum(0)
+        dX[t] = dz @ U_.T
+        dh = dz @ W_.T
+    return cost, dW, dU, db, dh, dX
+
+
 def test_rnn_compiled_dynamic_length(rnn_fn):
-    for T in (3, 50):
+    """One compiled Function, T = 3 and T = 500: against hand BPTT (and the interpreter
+    at T = 3)."""
+    for T in (3, 500):
         vals = _rnn_values(T)
-        ref = gc.evaluate([RNN_COST] + RNN_GRADS, vals)
         got = rnn_fn(vals[XR], vals[WH], vals[UX], vals[BH], vals[H0])
-        for r, g in zip(ref, got):
-            np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+        for r, g in zip(_rnn_numpy_bptt(vals), got):
+            np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-10)
+        if T == 3:
+            ref = gc.evaluate([RNN_COST] + RNN_GRADS, vals)
+            for r, g in zip(ref, got):
+                np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+
+
+# -- nested scans, T = 0, dynamic carries -------------------------------------------
+
+MN = gc.tensor("M", (None, 3))
+
+
+def _outer_step(c, row):
+    s, _ = gc.scan(lambda a, x: (gc.sin(a * x + c), None), gc.const(0.5), row)
+    return c + s, s * c
+
+
+NEST_C, NEST_YS = gc.scan(_outer_step, gc.const(0.1), MN)
+NEST_COST = NEST_C + gc.sum(NEST_YS * NEST_YS)
+NEST_GRAD = gc.grad(NEST_COST, MN)
+
+
+def _nested_numpy(m):
+    c, ys = 0.1, []
+    for row in m:
+        a = 0.5
+        for x in row:
+            a = np.sin(a * x + c)
+        ys.append(a * c)
+        c = c + a
+    return c, np.array(ys)
+
+
+def test_nested_scans_values_and_gradients():
+    m = RNG.normal(size=(4, 3))
+    cost = lambda u: (lambda c, ys: c + (ys * ys).sum())(*_nested_numpy(u))  # noqa: E731
+    fd = _fd(cost, m)
+    c, ys, g = gc.evaluate([NEST_C, NEST_YS, NEST_GRAD], {MN: m})
+    ref_c, ref_ys = _nested_numpy(m)
+    np.testing.assert_allclose(c, ref_c, rtol=1e-12)
+    np.testing.assert_allclose(ys, ref_ys, rtol=1e-12)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    fn = gc.compile([MN], [NEST_C, NEST_YS, NEST_GRAD])
+    for got, ref in zip(fn(m), (c, ys, g)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    # grad of grad through both levels (a second-order directional derivative)
+    v = RNG.normal(size=m.shape)
+    hvp = gc.evaluate(gc.grad(gc.sum(NEST_GRAD * gc.const(v)), MN), {MN: m})
+    gfun = lambda u: gc.evaluate(NEST_GRAD, {MN: u})                  # noqa: E731
+    np.testing.assert_allclose(hvp, (gfun(m + 1e-5 * v) - gfun(m - 1e-5 * v)) / 2e-5,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_zero_length_is_a_clear_error(cumsum_fn):
+    with pytest.raises(ValueError, match="at least one step"):
+        gc.evaluate(YS, {XS: np.zeros(0)})
+    with pytest.raises(ValueError, match="at least one step"):
+        cumsum_fn(np.zeros(0))
+    with pytest.raises(ValueError, match="at least one step"):
+        gc.scan(lambda c, x: (c + x, None), gc.const(0.0), gc.const(np.zeros(0)))
+
+
+def test_dynamic_carry_shape_is_a_clear_error():
+    v = gc.vector("v", None)
+    with pytest.raises(gc.ShapeError, match="dynamic shape"):
+        gc.scan(lambda c, x: (c * x, None), v, XS)
 
 
 # -- the tape -----------------------------------------------------------------------
