@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import astype
+from . import codesize
 from .autodiff import GRADIENT_OF
 from .codegen import cache, interp, runtime
 from .codegen.emit import kernel_source
@@ -135,6 +136,8 @@ def generate_source(inputs, outputs, single, key, options, cache=True, updates=(
     names = Names(plan, inputs)
     interpreted = (interp.supports(plan) and len(plan.program) >= interp.MIN_STATEMENTS
                    and not options["check_finite"])
+    if not interpreted:
+        codesize.check(plan)        # straight-line code past the limit: point to gc.scan
     if interpreted:
         kernel = interp.module_kernel(plan, inputs, lowered, names)
     else:

@@ -279,6 +279,38 @@ def test_dynamic_carry_shape_is_a_clear_error():
         gc.scan(lambda c, x: (c * x, None), v, XS)
 
 
+# -- the bound on what is still unrolled --------------------------------------------
+
+UNROLLED = """
+import numpy as np, graphc as gc
+from graphc import codesize
+T = 1300                      # about ten times the straight-line limit
+W, X, h0 = gc.tensor("W", (4, 4)), gc.tensor("X", (T, 2, 4)), gc.tensor("h0", (2, 4))
+h = h0
+for t in range(T):
+    h = gc.tanh(h @ W + X[t])
+cost = gc.sum(h)
+try:
+    gc.compile([W, X, h0], [cost, gc.grad(cost, W)])
+except codesize.KernelTooLarge as exc:
+    print(exc)
+"""
+
+
+def test_unrolled_array_graph_past_the_limit_fails_fast(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("GRAPHC_MAX_KERNEL_SIZE", None)
+    out = subprocess.run([sys.executable, "-c", UNROLLED], env=env, text=True,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "estimated size" in out.stdout and "gc.scan" in out.stdout, out.stdout
+    size = int(out.stdout.split("estimated size ")[1].split()[0].replace(",", ""))
+    assert size > 10 * 25_000 and "GRAPHC_MAX_KERNEL_SIZE" in out.stdout
+
+
 # -- the tape -----------------------------------------------------------------------
 
 def test_scan_on_the_tape():
