@@ -30,9 +30,11 @@ DECO = "@numba.njit(cache=True, nogil=True, error_model='numpy')"
 LIBM = {"exp": "math.exp(v)", "log": "math.log(v)", "log1p": "math.log1p(v)",
         "expm1": "math.expm1(v)", "tanh": "math.tanh(v)",
         "sigmoid": "1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))",
-        "softplus": "max(v, 0.0) + math.log1p(math.exp(-abs(v)))"}
+        "softplus": "max(v, 0.0) + math.log1p(math.exp(-abs(v)))",
+        "sin": "math.sin(v)", "cos": "math.cos(v)"}
 NUMPY = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "tanh": np.tanh,
-         "sigmoid": special.expit, "softplus": lambda x, out: np.logaddexp(0, x, out=out)}
+         "sigmoid": special.expit, "softplus": lambda x, out: np.logaddexp(0, x, out=out),
+         "sin": np.sin, "cos": np.cos}
 DOMAIN = {"log": (1e-3, 1e3), "log1p": (-0.9, 1e3)}
 
 
@@ -67,6 +69,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--only", nargs="*", default=None, help="these functions only")
     args = parser.parse_args(argv)
     os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="vecmath-bench-"))
     module = loops_module(tempfile.mkdtemp(prefix="vecmath-bench-src-"))
@@ -76,7 +79,7 @@ def main(argv=None):
           "math.* / vecmath | vecmath / NumPy |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for dtype in (np.float64, np.float32):
-        for name in vecmath.FUNCTIONS:
+        for name in args.only or vecmath.FUNCTIONS:
             lo, hi = DOMAIN.get(name, (-20, 20))
             x = rng.uniform(lo, hi, args.n).astype(dtype)
             out = np.empty_like(x)

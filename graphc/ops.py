@@ -211,10 +211,10 @@ def _sign(x):
         return -1.0
     return x * 0.0      # keeps 0 and NaN
 """)
-float_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "math.sin({0})",
-               (lambda F, out, x: F.cos(x),))
-float_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "math.cos({0})",
-               (lambda F, out, x: -F.sin(x),))
+float_op("sin", 1, np.sin, lambda sp, x: sp.sin(x), "_sin({0})", scalar="math.sin({0})",
+         partials=(lambda F, out, x: F.cos(x),))
+float_op("cos", 1, np.cos, lambda sp, x: sp.cos(x), "_cos({0})", scalar="math.cos({0})",
+         partials=(lambda F, out, x: -F.sin(x),))
 float_op("tanh", 1, np.tanh, lambda sp, x: sp.tanh(x), "_tanh({0})", scalar="math.tanh({0})",
          partials=(lambda F, out, x: 1.0 - out * out,))
 float_op("sigmoid", 1, _stable_sigmoid, lambda sp, x: 1 / (1 + sp.exp(-x)),

@@ -65,19 +65,21 @@ def _softplus_ld(x):
 
 
 LIBM = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1,
-        "tanh": np.tanh, "sigmoid": _sigmoid_ld, "softplus": _softplus_ld}
+        "tanh": np.tanh, "sigmoid": _sigmoid_ld, "softplus": _softplus_ld, "sin": np.sin,
+        "cos": np.cos}
 
 #: Below TINY and beyond BIG[name] the correctly rounded result is exactly LIMIT's.
 TINY = {np.float64: 1e-20, np.float32: 1e-10}
 BIG = {np.float64: {"exp": 800, "expm1": 800, "sigmoid": 800, "softplus": 800, "tanh": 25,
-                    "log1p": np.inf},
+                    "log1p": np.inf, "sin": np.inf, "cos": np.inf},
        np.float32: {"exp": 110, "expm1": 110, "sigmoid": 110, "softplus": 110, "tanh": 12,
-                    "log1p": np.inf}}
+                    "log1p": np.inf, "sin": np.inf, "cos": np.inf}}
 LIMIT = {   # name: (tiny x, large positive x, large negative x)
     "exp": (lambda x: 1.0, np.inf, 0.0), "expm1": (lambda x: x, np.inf, -1.0),
     "log1p": (lambda x: x, None, None), "tanh": (lambda x: x, 1.0, -1.0),
     "sigmoid": (lambda x: 0.5, 1.0, 0.0),
-    "softplus": (lambda x: np.log(2.0), lambda x: x, 0.0)}
+    "softplus": (lambda x: np.log(2.0), lambda x: x, 0.0),
+    "sin": (lambda x: x, None, None), "cos": (lambda x: 1.0, None, None)}
 
 
 def reference(name, x, dtype):
@@ -167,6 +169,34 @@ def test_log1p_accuracy(vm, dtype):
         assert err <= MAX_ULP, f"log1p({at!r}) is {err:.2f} ulp off"
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_accuracy_over_every_decade(vm, name, dtype):
+    """Every decade of |x| up to the largest float (the Payne-Hanek reduction), against
+    long double (float32: against float64 libm, accurate to 2**-29 of a float32 ulp);
+    sin odd and cos even bit for bit; and the arguments closest to multiples of pi/2
+    (float64's worst case for the reduction: 6381956970095103 * 2**797) against mpmath."""
+    rng = np.random.default_rng(NAMES.index(name))
+    ref = None if dtype == np.float64 else \
+        (lambda v: LIBM[name](v.astype(np.float64)).astype(LD))
+    err, at = decade_errors(vm, name, dtype, *DOMAIN[dtype], 1, rng, ref=ref)
+    assert err <= MAX_ULP, f"{name}({at!r}) is {err:.2f} ulp off"
+    info = np.finfo(dtype)
+    x = (10.0 ** rng.uniform(np.log10(float(info.smallest_subnormal)), np.log10(float(info.max)),
+                             PER_DECADE)).astype(dtype)
+    y, y_neg = run(vm, name, x), run(vm, name, -x)
+    np.testing.assert_array_equal(y_neg, -y if name == "sin" else y)
+    if name == "sin":
+        assert (np.signbit(y_neg) != np.signbit(y)).all()
+    hard = [6381956970095103 * 2.0 ** 797, 5060771152000257 * 2.0 ** 914, 355.0, 103993.0,
+            1.5707963267948966, 3.141592653589793, 1e22, 2.0 ** 1023 * 1.9999]
+    hard = np.array([h for h in hard if h < float(info.max)], dtype=dtype)
+    f = {"sin": mpmath.sin, "cos": mpmath.cos}[name]
+    with mpmath.workdps(400):
+        exact = np.array([LD(str(f(mpmath.mpf(float(v))))) for v in hard])
+    assert ulp_error(run(vm, name, hard), exact, dtype).max() <= MAX_ULP
+
+
 def _log_by_binade(x):
     m, e = np.frexp(x.astype(np.float64))
     return np.log(m.astype(LD)) + e.astype(LD) * np.log(LD(2))
@@ -206,7 +236,8 @@ def test_against_mpmath(vm, dtype):
     rng = np.random.default_rng(3)
     mpf = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p, "expm1": mpmath.expm1,
            "tanh": mpmath.tanh, "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)),
-           "softplus": lambda v: mpmath.log1p(mpmath.exp(v))}
+           "softplus": lambda v: mpmath.log1p(mpmath.exp(v)), "sin": mpmath.sin,
+           "cos": mpmath.cos}
     lo = {"log": 0, "log1p": -1}
     top = 700 if dtype == np.float64 else 85
     with mpmath.workdps(50):
@@ -237,6 +268,10 @@ SPECIAL = {   # name: [(x, exact result), ...] for both dtypes (float32: rounded
                 (-1e308, 0.0)],
     "softplus": [(np.inf, np.inf), (-np.inf, 0.0), (1e308, 1e308), (-1e308, 0.0),
                  (3e38, 3e38), (-3e38, 0.0)],
+    "sin": [(0.0, 0.0), (-0.0, -0.0), (np.inf, np.nan), (-np.inf, np.nan), (5e-324, 5e-324),
+            (1e308, 0.4533964905016491), (-1e308, -0.4533964905016491)],
+    "cos": [(0.0, 1.0), (-0.0, 1.0), (np.inf, np.nan), (-np.inf, np.nan), (5e-324, 1.0),
+            (1e308, -0.8913089376870335), (-1e308, -0.8913089376870335)],
 }
 
 
@@ -281,14 +316,17 @@ def test_loops_are_vectorised(vm, dtype):
         assert widths and max(widths) >= lanes[1], name
         asm = loop.inspect_asm(sig)
         assert re.search(r"%(zmm|ymm)\d+", asm), name
-        assert not re.search(r"call\w*\s+\S*(exp|log|tanh)", asm), name
+        assert not re.search(r"call\w*\s+\S*(exp|log|tanh|sin|cos)", asm), name
 
 
 def test_float32_computes_in_float32(vm):
     """No float64 arithmetic in the float32 versions' IR (a float64 constant would
-    promote every element)."""
+    promote every element); sin and cos are the exception, computed in float64 and
+    rounded (as glibc's sinf)."""
     x = np.linspace(-5, 5, 64).astype(np.float32)
     for name in NAMES:
+        if name in ("sin", "cos"):
+            continue
         loop = getattr(vm, f"loop_{name}")
         loop(x, np.empty_like(x))
         sig = [s for s in loop.signatures if str(s[0].dtype) == "float32"][0]

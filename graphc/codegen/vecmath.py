@@ -24,8 +24,15 @@ Coefficients: exp and expm1 use the Taylor series (truncated where the next term
 below 2**-60 relative); log and log1p use FreeBSD msun's minimax coefficients for
 ``log1p(f) = f - f*f/2 + s*(f*f/2 + R(s*s))``, ``s = f/(2+f)`` (e_log.c, e_logf.c).
 
-Not here yet: sin and cos, whose range reduction over the whole float range needs a
-vectorised Payne-Hanek reduction (a table of 2/pi's bits and gathers).
+sin and cos reduce every argument the same way, a Payne-Hanek reduction that LLVM can
+vectorise (no branch, the table read a gather): x/(2*pi) = |x| * K, where K is 1/(2*pi)
+less the high bits that multiply |x| (an integer times 2**(E-52)) into whole turns, held
+per binade E >= 54 as four 53-bit pieces (a ~1,400-bit 1/pi computed once at import, in
+integer arithmetic); the whole and quarter turns of the exact products are removed
+before the small parts are summed (compensated), so the reduced argument is good to
+~2**-150 turns, enough for the closest double to a multiple of pi/2.  fdlibm's kernels
+(k_sin.c, k_cos.c) finish on the double-double remainder.  The float32 versions are the
+float64 ones rounded (as glibc's sinf computes in double).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: The public names: what fused loops call.
-FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus")
+FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "sin", "cos")
 
 _INTRINSICS = {
     "_vm_bits": '''
@@ -72,6 +79,53 @@ def _vm_fma(typingctx, a, b, c):
     def codegen(context, builder, sig, args):
         return builder.fma(*args)
     return t(t, t, t), codegen
+''',
+    "_vm_select": '''
+@numba.extending.intrinsic
+def _vm_select(typingctx, c, a, b):
+    """a if c else b as one LLVM select (no branch; the functions Numba inlines use it
+    rather than conditional expressions, whose inlined phis Numba's SSA pass flags)."""
+    t = typingctx.unify_types(a, b)
+
+    def codegen(context, builder, sig, args):
+        va = context.cast(builder, args[1], a, t)
+        vb = context.cast(builder, args[2], b, t)
+        return builder.select(args[0], va, vb)
+    return t(numba.types.boolean, a, b), codegen
+''',
+    "_vm_rpi": '''
+def _vm_rpi_table():
+    """Payne-Hanek's table for sin and cos: for binades E = 54 .. 1023 of |x|, four
+    float64 pieces of 1/(2*pi) mod 2**(52-E) (scaled by 2**600 from E = 601 on, where
+    the pieces would be subnormal).  1/pi from Machin's formula in integers."""
+    prec = 1500
+    one = 1 << (prec + 20)
+
+    def arctan_inv(n):
+        total, term, k, sign = 0, one // n, 1, 1
+        while term:
+            total += sign * (term // k)
+            term //= n * n
+            k += 2
+            sign = -sign
+        return total
+    pi = 4 * (4 * arctan_inv(5) - arctan_inv(239))           # pi * 2**(prec+20)
+    inv = (one << prec) // (2 * pi)                          # 1/(2pi) * 2**prec
+    table = np.empty((1024 - 54) * 4)
+    for e in range(54, 1024):
+        k = inv & ((1 << (prec + 52 - e)) - 1)               # 1/(2pi) mod 2**(52-e)
+        scale = 600 if e > 600 else 0
+        for j in range(4):
+            top = k.bit_length()
+            piece = (k >> max(top - 53, 0)) << max(top - 53, 0) if j < 3 else k
+            table[(e - 54) * 4 + j] = math.ldexp(float(piece >> max(top - 60, 0)),
+                                                 max(top - 60, 0) - prec + scale) \
+                if top > 0 else 0.0
+            k -= piece
+    return table
+
+
+_vm_rpi = _vm_rpi_table()
 ''',
     "_vm_typed": '''
 def _vm_typed(x, f32, f64):
@@ -289,8 +343,132 @@ def _softplus_{t.name}(x):
 '''
 
 
-_TEMPLATES = [_exp, _expm1, _log_core, _log, _log1p, _tanh, _sigmoid, _softplus]
-_NUMBA_INLINED = (_softplus,)
+# fdlibm's k_sin.c and k_cos.c: |r| <= pi/4, r = rh + rl.
+_SIN_POLY = (-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+             -1.98412698298579493134e-04, 2.75573137070700676789e-06,
+             -2.50507602534068634195e-08, 1.58969099521155010221e-10)
+_COS_POLY = (4.16666666666666019037e-02, -1.38888888888741095749e-03,
+             2.48015872894767294178e-05, -2.75573143513906633035e-07,
+             2.08757232129817482790e-09, -1.13596475577881948265e-11)
+_TWO_PI = 2 * decimal.Decimal(
+    "3.14159265358979323846264338327950288419716939937510582097494459")
+
+
+def _two_sum(a, b, s, e):
+    return f"""{s} = {a} + {b}
+    _t = {s} - {a}
+    {e} = ({a} - ({s} - _t)) + ({b} - _t)"""
+
+
+def _quarters(v, d, q):
+    """d = v - (v rounded to quarters), exact; q = the quarter count mod 4's offset."""
+    return f"""_r4 = 4.0 * {v}
+    _r4 = _vm_select(abs(_r4) >= 4503599627370496.0, _r4, np.floor(_r4 + 0.5))
+    _r1 = _vm_select(abs({v}) >= 4503599627370496.0, {v}, np.floor({v} + 0.5))
+    {d} = _vm_fma(-0.25, _r4, {v})
+    {q} = _vm_fma(-4.0, _r1, _r4)"""
+
+
+def _rem_pio2():
+    two_pi_hi = float(_TWO_PI)
+    two_pi_lo = float(_TWO_PI - decimal.Decimal(two_pi_hi))
+    return f'''
+def _vm_rem_pio2(x):
+    """|x| = (n + r / (pi/2)) * (pi/2) with r = rh + rl in [-pi/4, pi/4] (a little beyond
+    it), n mod 4: Payne-Hanek with the table `_vm_rpi` (see the module's docstring)."""
+    a = abs(x)
+    a = _vm_select(a < math.inf, a, 0.0)                     # inf and NaN: restored by callers
+    e = ((_vm_bits(a) >> 52) & 2047) - 1023
+    e = _vm_select(e > 54, e, 54)
+    j = (e - 54) * 4
+    ac = _vm_select(e > 600, a * 2.409919865102884e-181, a)       # 2**-600
+    c0 = _vm_rpi[j]
+    c1 = _vm_rpi[j + 1]
+    c2 = _vm_rpi[j + 2]
+    c3 = _vm_rpi[j + 3]
+    h0 = ac * c0
+    l0 = _vm_fma(ac, c0, -h0)
+    {_quarters("h0", "d0", "q0")}
+    h1 = ac * c1
+    l1 = _vm_fma(ac, c1, -h1)
+    {_two_sum("l0", "h1", "s1", "e1")}
+    {_two_sum("d0", "s1", "s2", "e2")}
+    {_quarters("s2", "s", "q1")}
+    h2 = ac * c2
+    l2 = _vm_fma(ac, c2, -h2)
+    {_two_sum("s", "e2", "t1", "f1")}
+    {_two_sum("t1", "e1", "t2", "f2")}
+    {_two_sum("t2", "l1", "t3", "f3")}
+    {_two_sum("t3", "h2", "t4", "f4")}
+    c = ((f1 + f2) + (f3 + f4)) + (l2 + ac * c3)
+    th = t4 + c
+    tl = c - (th - t4)
+    rh = th * {two_pi_hi!r}
+    rl = _vm_fma(th, {two_pi_hi!r}, -rh) + (th * {two_pi_lo!r} + tl * {two_pi_hi!r})
+    small = a < 0.7
+    n = np.int64(q0 + q1) & 3
+    return _vm_select(small, a, rh), _vm_select(small, 0.0, rl), _vm_select(small, 0, n)
+'''
+
+
+def _sincos_kernels():
+    s, c = _SIN_POLY, _COS_POLY
+    return f'''
+def _vm_sin_cos(rh, rl):
+    """fdlibm's __kernel_sin and __kernel_cos of rh + rl, |rh| <= pi/4."""
+    z = rh * rh
+    v = z * rh
+    p = {_horner(F64, "z", s[1:])}
+    sn = rh - ((z * (0.5 * rl - v * p) - rl) - v * {s[0]!r})
+    w = z * z
+    r = z * {_horner(F64, "z", c[:3])} + w * w * {_horner(F64, "z", c[3:])}
+    hz = 0.5 * z
+    w = 1.0 - hz
+    cs = w + (((1.0 - w) - hz) + (z * r - rh * rl))
+    return sn, cs
+'''
+
+
+def _sin(t):
+    if t.bits == 32:
+        return """
+def _sin_f32(x):
+    \"\"\"sin(x): the float64 version rounded.\"\"\"
+    return np.float32(_sin_f64(np.float64(x)))
+"""
+    return '''
+def _sin_f64(x):
+    """sin(x) = sign(x) * sin(n*pi/2 + r), |x| reduced by `_vm_rem_pio2`."""
+    rh, rl, n = _vm_rem_pio2(x)
+    sn, cs = _vm_sin_cos(rh, rl)
+    y = _vm_select((n & 1) == 0, sn, cs)
+    y = _vm_select(((n & 2) != 0) != (_vm_bits(x) < 0), -y, y)
+    return _vm_select(abs(x) < math.inf, y, x - x)
+'''
+
+
+def _cos(t):
+    if t.bits == 32:
+        return """
+def _cos_f32(x):
+    \"\"\"cos(x): the float64 version rounded.\"\"\"
+    return np.float32(_cos_f64(np.float64(x)))
+"""
+    return '''
+def _cos_f64(x):
+    """cos(x) = cos(n*pi/2 + r), |x| reduced by `_vm_rem_pio2`."""
+    rh, rl, n = _vm_rem_pio2(x)
+    sn, cs = _vm_sin_cos(rh, rl)
+    y = _vm_select((n & 1) == 0, cs, sn)
+    y = _vm_select(((n + 1) & 2) != 0, -y, y)
+    return _vm_select(abs(x) < math.inf, y, x - x)
+'''
+
+
+_TEMPLATES = [_exp, _expm1, _log_core, _log, _log1p, _tanh, _sigmoid, _softplus, _sin, _cos]
+_NUMBA_INLINED = (_softplus, _sin, _cos)
+#: float64 helpers of sin and cos (inlined by Numba, as softplus: the loop must see it all)
+_HELPERS = (_rem_pio2, _sincos_kernels)
 
 
 def _dispatcher(name):
@@ -319,6 +497,10 @@ def definitions(decorator):
             name = src.split("def ", 1)[1].split("(", 1)[0]
             inline = ", inline='always')" if template in _NUMBA_INLINED else ")"
             defs[name] = decorator[:-1] + inline + src
+    for helper in _HELPERS:
+        src = helper()
+        name = src.split("def ", 1)[1].split("(", 1)[0]
+        defs[name] = decorator[:-1] + ", inline='always')" + src
     for name in FUNCTIONS:
         defs[f"_{name}"] = _dispatcher(name).lstrip("\n")
     return defs
