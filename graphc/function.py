@@ -40,11 +40,14 @@ _memo: dict = {}
 class Function:
     """A compiled graph.  Call it with one argument per input (positionally or by
     name); it returns a tuple of NumPy values (one value if compiled with a single
-    output).  ``source`` is the module that was compiled."""
+    output).  ``source`` is the module that was compiled, followed by the loop and the
+    body of each ``gc.scan`` it calls (``module_source``: the module alone)."""
 
     def __init__(self, inputs, outputs, single, module, source, key, options):
+        from .loops import loop_sources
         self.inputs, self.outputs, self.single = list(inputs), list(outputs), single
-        self.module, self.source, self.key, self.options = module, source, key, options
+        self.module, self.module_source, self.key, self.options = module, source, key, options
+        self.source = source + loop_sources(source)
         self._fn = module.fn
 
     def __call__(self, *args, **kwargs):
@@ -222,7 +225,7 @@ def _pickle_payload(fn):
     payload = {
         "format": _PICKLE_FORMAT,
         "key": fn.key,
-        "source": _unsealed(fn.source),
+        "source": _unsealed(fn.module_source),
         "single": fn.single,
         "options": fn.options,
         "inputs": [[x.name, x.dtype.str, list(x.shape)] for x in fn.inputs],
@@ -322,7 +325,7 @@ def export(fn, path):
     path = Path(path)
     if path.suffix != ".py":
         raise ValueError(f"export: the path must end in .py, got {str(path)!r}")
-    cache.write_atomic(path, runtime.standalone(fn.source))
+    cache.write_atomic(path, runtime.standalone(fn.module_source))
     return path
 
 

@@ -245,6 +245,43 @@ class ScanOp(Op):
         """The compiled loop (built on first use: compiling the body, then the loop)."""
         return _compiled_loop(self)
 
+    @property
+    def source(self):
+        """The generated loop module and the body's own compiled module (after the
+        loop was compiled; None before)."""
+        if "njit" not in self.__dict__:
+            return None
+        return (f"# ---- {self.name}: the loop ----\n{self.loop_source}\n"
+                f"# ---- {self.name}: its body, compiled once ----\n{self.body_fn.source}")
+
+    def dot_cluster(self, node_id):
+        """Graphviz lines drawing the body graph as a cluster beside the scan node."""
+        body = self.body
+        order = toposort(body.outputs)
+        ids = {n: f"{node_id}_b{i}" for i, n in enumerate(order)}
+        what = "reverse scan" if self.reverse else "scan"
+        lines = [f"  subgraph cluster_{node_id} {{",
+                 f'    label="{what} body ({len(order)} nodes, compiled once)"; '
+                 'style=dashed; color="#888";']
+        for n in order:
+            if n.is_input:
+                label, style = n.name, ', style=filled, fillcolor="#efe"'
+            elif n.is_const:
+                label, style = (f"{float(n.value):g}" if n.shape == () else
+                                f"const{list(n.shape)}"), ""
+            else:
+                label, style = n.op, ""
+            label += f"\\n{tuple(n.shape)}" if n.shape else ""
+            lines.append(f'    {ids[n]} [label="{label}"{style}];')
+        for n in order:
+            for a in n.args:
+                lines.append(f"    {ids[a]} -> {ids[n]};")
+        for k, o in enumerate(body.outputs):
+            kind = "carry" if k < body.n_carry else "y"
+            lines.append(f'    {ids[o]} -> {node_id} [style=dashed, label="{kind}"];')
+        lines.append("  }")
+        return lines
+
 
 def _rows_dtype(components):
     dtypes = [c.dtype for c in components]
@@ -694,6 +731,19 @@ def _on_arrays(op, which, g, out, args):
 _loop_modules: dict = {}
 
 
+def loop_sources(source):
+    """The loops (and their bodies) a compiled module's source calls, as source text
+    appended to ``Function.source``; empty for a graph without scans."""
+    names = dict.fromkeys(re.findall(r"\b_op_(scan_[0-9a-f]{20})\b", source))
+    parts = []
+    for name in names:
+        op = OPS.get(name)
+        text = getattr(op, "source", None) if isinstance(op, ScanOp) else None
+        if text:
+            parts.append(text)
+    return "".join(f"\n\n{p}" for p in parts)
+
+
 def scalar_arg(x):
     """A scalar argument of a compiled loop: the calling kernel may hand it over as a
     one-element array (a view of a row, made contiguous); Numba picks the overload."""
@@ -720,7 +770,8 @@ def _compiled_loop(op):
     from .function import compile as compile_graph
     body = op.body
     fn = compile_graph(body.inputs, body.outputs)
-    source = fn.source
+    object.__setattr__(op, "body_fn", fn)
+    source = fn.module_source
     params = re.search(r"^def fn\((.*)\):$", source, re.MULTILINE).group(1)
     params = [p.strip() for p in params.split(",") if p.strip()]
     call = re.search(r"^    result = _kernel\((.*)\)$", source, re.MULTILINE).group(1)
@@ -764,6 +815,7 @@ def _compiled_loop(op):
         lines.append(store(f"r[{nc + j}]", off, size, shape))
     lines.append("    return rows")
     loop_src = "\n".join(lines)
+    object.__setattr__(op, "loop_source", loop_src)
     key = hashlib.sha256(f"scan loop {fn.key} {loop_src} {linked}".encode()).hexdigest()
     hit = _loop_modules.get(key)
     if hit is None:

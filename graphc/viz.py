@@ -421,7 +421,8 @@ def to_dot(outputs, grads=None, values=None, max_nodes=200, collapse_elementwise
         elif n.is_const:
             label = _number(n)
         else:
-            label = " ∘ ".join(m.op for m in reversed(members[n]))
+            label = " ∘ ".join("scan" if getattr(OPS.get(m.op), "dot_cluster", None) else m.op
+                               for m in reversed(members[n]))
         label += f"\\n{tuple(n.shape)}" if n.shape else ""
         if n in evaluated:
             label += f"\\n= {_fmt(evaluated[n])}"
@@ -430,6 +431,9 @@ def to_dot(outputs, grads=None, values=None, max_nodes=200, collapse_elementwise
         style = ', color="red"' if n in back else (', style=filled, fillcolor="#eef"'
                                                     if n.is_input else "")
         lines.append(f'  {ids[n]} [label="{label}"{style}];')
+        cluster = getattr(OPS.get(n.op), "dot_cluster", None)     # a gc.scan: its body
+        if cluster is not None and not n.is_input:
+            lines.extend(cluster(ids[n]))
     edges = set()
     for n in everything:
         for a in n.args:

@@ -1,5 +1,7 @@
 """gc.scan and gc.fori_loop: evaluate, tape, compiled loops, grad, jvp, grad of grad."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,26 @@ def test_cumsum_compiled_is_a_loop_for_any_length(cumsum_fn):
         np.testing.assert_allclose(c, v.sum())
         np.testing.assert_allclose(g, gc.evaluate(CUMSUM_GRAD, {XS: v}), rtol=1e-10)
     assert "_op_scan_" in cumsum_fn.source       # one call of the loop, not unrolled
+
+
+def test_source_dot_and_trace_show_the_loop_with_its_body(cumsum_fn):
+    src = cumsum_fn.source
+    assert src.startswith(cumsum_fn.module_source)
+    assert "def loop(" in src and "for s in range(n):" in src          # the loop ...
+    assert "def _kernel(carry_0, x_0)" in src                           # ... and its body
+    dot = gc.to_dot([CARRY, YS], grads=[CUMSUM_GRAD])
+    assert dot.count("subgraph cluster_") >= 2                        # forward and reverse
+    assert 'label="scan' in dot and "compiled once" in dot
+    v = RNG.normal(size=4)
+    tr = gc.trace(CUMSUM_COST, {XS: v})
+    scans = [r for r in tr.forward if re.search(r"scan_[0-9a-f]{20}\(", r["computation"])]
+    assert len(scans) == 1                                            # the loop: one node
+    np.testing.assert_allclose(tr.forward[-1]["value"], _cumsum_cost(v))
+    import shutil
+    import subprocess
+    if shutil.which("dot"):
+        subprocess.run(["dot", "-Tsvg"], input=dot.encode(), check=True, capture_output=True,
+                       timeout=30)
 
 
 def test_reverse():
