@@ -74,8 +74,11 @@ def _runtime_module(key, cache):
 
 @functools.cache
 def shared():
-    """The runtime module, compiled once per graphc version and cached on disk."""
+    """The runtime module, compiled once per graphc version and cached on disk (loading
+    it also limits the BLAS pool that its ``np.dot`` uses: graphc/blas.py)."""
+    from .. import blas
     from . import cache as disk
+    blas.coordinate()
     key = runtime_key()
     module = disk.load(key, "graphc_runtime")
     if module is None:
