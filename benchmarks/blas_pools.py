@@ -89,7 +89,9 @@ def epoch(env_extra=None):
 def part2(rounds, threads):
     print("\n| `graphc train --epochs 3` | quiet (s per epoch) | one core busy | busy / quiet |")
     print("|---|---:|---:|---:|")
-    for label, env in ((f"GRAPHC_BLAS_THREADS=1 (default)", {}),
+    for label, env in (("GRAPHC_BLAS_THREADS=1 (default)", {}),
+                       ("and NumPy's pool at 1 (OPENBLAS_NUM_THREADS=1)",
+                        {"OPENBLAS_NUM_THREADS": "1"}),
                        (f"GRAPHC_BLAS_THREADS={threads} (before)",
                         {"GRAPHC_BLAS_THREADS": str(threads)})):
         epoch(env)                                 # warm the disk cache
@@ -112,10 +114,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--train-rounds", type=int, default=3)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-mixed", action="store_true")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start, "
           f"{time.strftime('%Y-%m-%d %H:%M')}\n")
-    part1(args.rounds)
+    if not args.skip_mixed:
+        part1(args.rounds)
     if not args.skip_train:
         part2(args.train_rounds, os.cpu_count())
 
