@@ -8,9 +8,10 @@ cores: a compiled MLP step beside a NumPy product cost 32x the step, and a train
 beside one busy process 3.1x the quiet one).
 
 graphc therefore runs the pool its compiled code uses - SciPy's OpenBLAS - with
-``GRAPHC_BLAS_THREADS`` threads (default 1: graphc's products are small, and at the
-W5 sizes one thread is as fast as two on a quiet machine and much faster on a busy
-one), set once through threadpoolctl when the shared runtime is loaded.  NumPy's pool
+``GRAPHC_BLAS_THREADS`` threads (default 1: graphc's products are small; on the shared
+2-core machine where this was measured, one thread made the W5 step 2-20x faster than
+two; a quiet machine with large products may want more), set once through
+threadpoolctl when the shared runtime is loaded.  NumPy's pool
 is left to the user (``threadpoolctl.threadpool_limits`` limits it too).
 ``benchmarks/blas_pools.py`` measures both cases."""
 
