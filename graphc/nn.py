@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 
 from . import api
+from . import conv as _conv
 from . import random as _random
 from .graph import tensor
 
@@ -34,6 +35,28 @@ xavier_uniform = glorot_uniform
 kaiming_normal = he_normal
 
 
+def conv_fans(shape, groups=1):
+    """(fan_in, fan_out) of a convolution weight (O, C // groups, k...): each output
+    sees C // groups * prod(k) inputs, each input feeds O // groups * prod(k) outputs."""
+    o, cg, *kernel = shape
+    k = int(np.prod(kernel))
+    return cg * k, o // groups * k
+
+
+def he_normal_conv(rng, shape, groups=1, dtype="float32"):
+    """He/Kaiming normal for a convolution weight: N(0, 2 / fan_in)."""
+    fan_in, _ = conv_fans(shape, groups)
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+def glorot_uniform_conv(rng, shape, groups=1, dtype="float32"):
+    """Glorot/Xavier uniform for a convolution weight: U(-a, a), a = sqrt(6 / (fan_in +
+    fan_out))."""
+    fan_in, fan_out = conv_fans(shape, groups)
+    a = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
 def dense(x, n_in, n_out, name, *, activation=None, rng=None, dtype="float32", init=None):
     """``activation(x @ W + b)``.  Returns (output, [W, b], {W: value, b: value}).
 
@@ -49,6 +72,97 @@ def dense(x, n_in, n_out, name, *, activation=None, rng=None, dtype="float32", i
     out = x @ W + b
     fn = ACTIVATIONS[activation]
     return (fn(out) if fn else out), [W, b], values
+
+
+def conv2d_layer(x, in_channels, out_channels, kernel_size, name, *, stride=1, padding=0,
+                 dilation=1, groups=1, activation=None, rng=None, dtype="float32", init=None):
+    """``activation(conv2d(x, W) + b)`` for x (N, C, H, W), W (out, in // groups, kh, kw),
+    b (out,).  Returns (output, [W, b], {W: value, b: value}); weights He-initialised
+    for ReLU (``he_normal_conv``), Glorot otherwise, biases zero."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"conv2d_layer: unknown activation {activation!r}")
+    kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else kernel_size
+    rng = rng if rng is not None else np.random.default_rng(0)
+    shape = (out_channels, in_channels // groups, int(kh), int(kw))
+    W = tensor(f"W_{name}", shape, dtype)
+    b = tensor(f"b_{name}", (out_channels,), dtype)
+    init = init or (he_normal_conv if activation == "relu" else glorot_uniform_conv)
+    values = {W: init(rng, shape, groups, dtype), b: np.zeros(out_channels, dtype)}
+    out = _conv.conv2d(x, W, stride=stride, padding=padding, dilation=dilation,
+                       groups=groups) + api.reshape(b, (out_channels, 1, 1))
+    fn = ACTIVATIONS[activation]
+    return (fn(out) if fn else out), [W, b], values
+
+
+def conv1d_layer(x, in_channels, out_channels, kernel_size, name, *, stride=1, padding=0,
+                 dilation=1, groups=1, activation=None, rng=None, dtype="float32", init=None):
+    """``activation(conv1d(x, W) + b)`` for x (N, C, L), W (out, in // groups, k); as
+    ``conv2d_layer``."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"conv1d_layer: unknown activation {activation!r}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    shape = (out_channels, in_channels // groups, int(kernel_size))
+    W = tensor(f"W_{name}", shape, dtype)
+    b = tensor(f"b_{name}", (out_channels,), dtype)
+    init = init or (he_normal_conv if activation == "relu" else glorot_uniform_conv)
+    values = {W: init(rng, shape, groups, dtype), b: np.zeros(out_channels, dtype)}
+    out = _conv.conv1d(x, W, stride=stride, padding=padding, dilation=dilation,
+                       groups=groups) + api.reshape(b, (out_channels, 1))
+    fn = ACTIVATIONS[activation]
+    return (fn(out) if fn else out), [W, b], values
+
+
+max_pool2d = _conv.max_pool2d
+avg_pool2d = _conv.avg_pool2d
+
+
+def flatten(x):
+    """(N, ...) -> (N, prod(...)): the batch dimension kept (it may be dynamic)."""
+    shape = tuple(api.shape_of(x))
+    return api.reshape(x, (None if shape[0] is None else shape[0], int(np.prod(shape[1:]))))
+
+
+def cnn(x, *, channels=(32, 64), kernel_size=5, hidden=128, classes=10, image=(28, 28),
+        dtype="float32", seed=0, dropout_rate=0.0, dropout_seed=None):
+    """A LeNet-style network for (N, H * W) images (flattened, as the MLP's input):
+    per entry of `channels` a "same" kh x kw convolution, ReLU and 2x2 max-pooling; then
+    a ReLU dense layer of `hidden` units and the logits.  Returns (logits, params, init
+    values).  With `dropout_seed`, dropout at `dropout_rate` before each dense layer;
+    ``cnn_forward(x, params, ...)`` is the same model without it."""
+    rng = np.random.default_rng(seed)
+    params, values = [], {}
+    c_in, (h, w) = 1, image
+    for i, c_out in enumerate(channels):
+        shape = (c_out, c_in, kernel_size, kernel_size)
+        W = tensor(f"K{i + 1}", shape, dtype)
+        b = tensor(f"c{i + 1}", (c_out,), dtype)
+        values[W], values[b] = he_normal_conv(rng, shape, 1, dtype), np.zeros(c_out, dtype)
+        params += [W, b]
+        c_in, h, w = c_out, h // 2, w // 2
+    for i, (n_in, n_out) in enumerate([(c_in * h * w, hidden), (hidden, classes)]):
+        W = tensor(f"W{i + 1}", (n_in, n_out), dtype)
+        b = tensor(f"b{i + 1}", (n_out,), dtype)
+        init = he_normal if i == 0 else glorot_uniform
+        values[W], values[b] = init(rng, n_in, n_out, dtype), np.zeros(n_out, dtype)
+        params += [W, b]
+    logits = cnn_forward(x, params, image=image, dropout_rate=dropout_rate, seed=dropout_seed)
+    return logits, params, values
+
+
+def cnn_forward(x, params, *, image=(28, 28), dropout_rate=0.0, seed=None):
+    """The logits of ``cnn``'s network with parameters ``[K1, c1, K2, c2, ..., W1, b1,
+    W2, b2]`` (graph inputs or tape tensors)."""
+    convs, (W1, b1, W2, b2) = params[:-4], params[-4:]
+    shape = tuple(api.shape_of(x))
+    h = api.reshape(x, (None if shape[0] is None else shape[0], 1) + tuple(image))
+    for K, c in zip(convs[0::2], convs[1::2]):
+        c_out = api.shape_of(c)[0]
+        h = api.relu(_conv.conv2d(h, K, padding="same") + api.reshape(c, (c_out, 1, 1)))
+        h = _conv.max_pool2d(h, 2)
+    h = dropout(flatten(h), dropout_rate, seed, key=1)
+    h = api.relu(h @ W1 + b1)
+    h = dropout(h, dropout_rate, seed, key=2)
+    return h @ W2 + b2
 
 
 def dropout(x, rate, seed, key=None):
@@ -146,11 +260,21 @@ def accuracy(logits, labels):
 
 __all__ = [
     "accuracy",
+    "avg_pool2d",
+    "cnn",
+    "cnn_forward",
+    "conv1d_layer",
+    "conv2d_layer",
+    "conv_fans",
     "dense",
     "dropout",
+    "flatten",
     "glorot_uniform",
+    "glorot_uniform_conv",
     "he_normal",
+    "he_normal_conv",
     "kaiming_normal",
+    "max_pool2d",
     "mlp",
     "mlp_forward",
     "mse",
