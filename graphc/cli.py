@@ -38,7 +38,12 @@ def build_parser():
 
 def _training_options(p, epochs):
     from .optim import OPTIMIZERS
-    p.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 128 or 256,128")
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                   help="mlp, or cnn: a LeNet-style network (convolutions, ReLU, max-pooling)")
+    p.add_argument("--channels", default="16,32",
+                   help="cnn: channels of its 5x5 convolution layers, e.g. 16,32")
+    p.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 128 or 256,128 "
+                                                   "(cnn: one dense layer's size)")
     p.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], default="relu")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -54,11 +59,21 @@ def _model(args, data):
     from . import nn, optim, tensor
     sizes = [784] + [int(h) for h in str(args.hidden).split(",") if h] + [10]
     X, Y = tensor("X", (None, 784), "float32"), tensor("labels", (None,), "int64")
-    logits, params, init = nn.mlp(X, sizes, args.activation, seed=args.seed)
-    loss, acc = nn.softmax_cross_entropy(logits, Y), nn.accuracy(logits, Y)
+    if getattr(args, "model", "mlp") == "cnn":
+        channels = tuple(int(c) for c in str(args.channels).split(",") if c)
+        from . import random
+        logits, params, init = nn.cnn(X, channels=channels, hidden=sizes[1], seed=args.seed,
+                                      dropout_rate=0.25, dropout_seed=random.seed())
+        sizes = ["1x28x28"] + [f"conv{c}+pool" for c in channels] + sizes[1:2] + [10]
+        plain = nn.cnn_forward(X, params)          # without dropout, for evaluation
+    else:
+        logits, params, init = nn.mlp(X, sizes, args.activation, seed=args.seed)
+        plain = logits
+    loss = nn.softmax_cross_entropy(logits, Y)
+    loss_eval, acc = nn.softmax_cross_entropy(plain, Y), nn.accuracy(plain, Y)
     optimizer = optim.OPTIMIZERS[args.optimizer](lr=args.lr)
     step = optim.compile_step(loss, params, [X, Y], optimizer, init=init)
-    measure = gc_compile([X, Y] + params, [loss, acc])
+    measure = gc_compile([X, Y] + params, [loss_eval, acc])
 
     def evaluate(x, y):
         value, accuracy = measure(x, y, *[step.params[p.name] for p in params])
@@ -76,7 +91,8 @@ def _train(args):
     t0 = time.perf_counter()
     step, evaluate, sizes, params = _model(args, data)
     compile_seconds = time.perf_counter() - t0
-    print(f"graphc: {' -> '.join(map(str, sizes))} MLP ({args.activation}), {args.optimizer} "
+    kind = "CNN (relu)" if getattr(args, "model", "mlp") == "cnn" else f"MLP ({args.activation})"
+    print(f"graphc: {' -> '.join(map(str, sizes))} {kind}, {args.optimizer} "
           f"lr={args.lr}, batch {args.batch_size}, {len(x_train)} training / {len(x_test)} "
           f"test digits; code generated in {compile_seconds:.1f} s (Numba compiles it, or "
           f"loads it from the cache, on the first step)")
@@ -110,7 +126,10 @@ def _compare_with_tape(args, step, params, batch, repeats=10, rounds=5):
     def tape_step(t):
         for w in weights:
             w.zero_grad()
-        logits = nn.mlp_forward(tape.Tensor(xb), weights, args.activation)
+        if getattr(args, "model", "mlp") == "cnn":
+            logits = nn.cnn_forward(tape.Tensor(xb), weights)
+        else:
+            logits = nn.mlp_forward(tape.Tensor(xb), weights, args.activation)
         loss = api.mean(api.cross_entropy(logits, targets))
         loss.backward()
         for w, (m, v) in zip(weights, state):          # Adam, as the compiled step

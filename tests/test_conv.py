@@ -156,3 +156,18 @@ def test_a_small_cnn_learns_digits():
     accuracy = measure(mnist.x_test[:500], data.one_hot(mnist.y_test[:500]),
                        *[step.params[p.name] for p in params])
     assert accuracy > 0.85, accuracy
+
+
+def test_cli_train_model_cnn(capsys):
+    """`graphc train --model cnn` on a few digits, and the demo's tape comparison of the
+    CNN (one block of one step each)."""
+    from graphc import cli
+    args = cli.build_parser().parse_args(
+        ["train", "--model", "cnn", "--channels", "4,8", "--hidden", "16", "--epochs", "1",
+         "--limit", "500", "--batch-size", "16", "--lr", "0.003", "--no-progress"])
+    step, params, history, (x, y) = cli._train(args)
+    cli._compare_with_tape(args, step, params, (x[:16], y[:16]), repeats=1, rounds=1)
+    out = capsys.readouterr().out
+    assert "conv4+pool -> conv8+pool -> 16 -> 10 CNN (relu)" in out
+    assert "test accuracy" in out and "eager tape" in out
+    assert history.epochs[-1]["val_accuracy"] > 0.2      # 500 digits, one epoch: above chance
