@@ -44,10 +44,9 @@ class Function:
     body of each ``gc.scan`` it calls (``module_source``: the module alone)."""
 
     def __init__(self, inputs, outputs, single, module, source, key, options):
-        from .loops import loop_sources
         self.inputs, self.outputs, self.single = list(inputs), list(outputs), single
         self.module, self.module_source, self.key, self.options = module, source, key, options
-        self.source = source + loop_sources(source)
+        self.source = source + _called_op_sources(module)
         self._fn = module.fn
 
     def __call__(self, *args, **kwargs):
@@ -67,6 +66,17 @@ class Function:
         no graph objects — so a Function can be sent to another process (a Dask
         worker); see `_rebuild_function`."""
         return _rebuild_function, (_pickle_payload(self),)
+
+
+def _called_op_sources(module):
+    """The source of the ops whose own compiled code the module calls and that have
+    one to show (a ``gc.scan``'s loop and body), appended to ``Function.source``."""
+    parts = []
+    for op_name in dict.fromkeys(getattr(module, "OP_FUNCTIONS", {}).values()):
+        text = getattr(OPS.get(op_name), "source", None)
+        if text:
+            parts.append(f"\n\n{text}")
+    return "".join(parts)
 
 
 def compile(inputs, outputs, *, updates=None, optimize="full", parallel=False,

@@ -731,19 +731,6 @@ def _on_arrays(op, which, g, out, args):
 _loop_modules: dict = {}
 
 
-def loop_sources(source):
-    """The loops (and their bodies) a compiled module's source calls, as source text
-    appended to ``Function.source``; empty for a graph without scans."""
-    names = dict.fromkeys(re.findall(r"\b_op_(scan_[0-9a-f]{20})\b", source))
-    parts = []
-    for name in names:
-        op = OPS.get(name)
-        text = getattr(op, "source", None) if isinstance(op, ScanOp) else None
-        if text:
-            parts.append(text)
-    return "".join(f"\n\n{p}" for p in parts)
-
-
 def scalar_arg(x):
     """A scalar argument of a compiled loop: the calling kernel may hand it over as a
     one-element array (a view of a row, made contiguous); Numba picks the overload."""
