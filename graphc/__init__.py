@@ -5,6 +5,7 @@ this package (``import graphc as gc``)."""
 
 from . import api, tape  # noqa: F401 - tape is public (gc.tape)
 from . import nn, random  # noqa: F401 - gc.nn (layers, dropout), gc.random (counter-based)
+from . import linalg  # noqa: F401 - gc.linalg (cholesky, solve, ..., eigh)
 from .api import *  # noqa: F403 - the functions users call: exactly api.__all__
 from .autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d
@@ -23,6 +24,6 @@ __all__ = [  # noqa: PLE0604 - api.__all__ is the one list of its functions
     "Expr", "Function", "ShapeError", "avg_pool2d", "check_grad", "compile", "const", "conv1d",
     "conv2d", "custom_op", "max_pool2d",
     "elementwise", "evaluate", "explain", "export", "fori_loop", "grad", "gradient_report", "hessian",
-    "jacobian", "jvp", "latex", "matrix", "nn", "random", "render_dot", "scalar", "scan", "tape",
+    "jacobian", "jvp", "latex", "linalg", "matrix", "nn", "random", "render_dot", "scalar", "scan", "tape",
     "tensor", "to_dot", "to_sympy", "trace", "value_and_grad", "vector", "vjp",
 ]
