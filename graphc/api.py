@@ -518,6 +518,53 @@ def moveaxis(x, source, destination):
     return transpose(x, tuple(axes))
 
 
+def tensordot(a, b, axes=2):
+    """NumPy's tensordot: sum over the last ``axes`` axes of ``a`` and the first ``axes``
+    of ``b`` (an int), or over the pairs of axes ``(axes_a, axes_b)``.  A composite: the
+    contracted axes are transposed together and the product is one matmul (BLAS), so it
+    differentiates and compiles as matmul does.  A dynamic dimension is allowed only as
+    ``a``'s leading, uncontracted axis when it is ``a``'s only free axis."""
+    sa, sb = shape_of(a), shape_of(b)
+    na, nb = len(sa), len(sb)
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        if n < 0 or n > na or n > nb:
+            raise ShapeError(f"tensordot: axes={n} for shapes {format_shape(sa)} and {format_shape(sb)}")
+        ax_a, ax_b = tuple(range(na - n, na)), tuple(range(n))
+    else:
+        try:
+            ax_a, ax_b = axes
+        except (TypeError, ValueError):
+            raise TypeError(f"tensordot: axes must be an int or a pair of sequences, got {axes!r}") from None
+        ax_a = (ax_a,) if isinstance(ax_a, (int, np.integer)) else tuple(ax_a)
+        ax_b = (ax_b,) if isinstance(ax_b, (int, np.integer)) else tuple(ax_b)
+        if len(ax_a) != len(ax_b):
+            raise ShapeError(f"tensordot: axes {ax_a} and {ax_b} differ in length")
+        for ax, n in ((ax_a, na), (ax_b, nb)):
+            if any(not -n <= int(i) < n for i in ax) or len(set(int(i) % n for i in ax)) < len(ax):
+                raise ShapeError(f"tensordot: axes {ax} out of range or repeated for {n} axes")
+        ax_a = tuple(int(i) % na for i in ax_a)
+        ax_b = tuple(int(i) % nb for i in ax_b)
+    for i, j in zip(ax_a, ax_b):
+        if sa[i] is None or sb[j] is None or sa[i] != sb[j]:
+            raise ShapeError(f"tensordot: axis {i} of {format_shape(sa)} and axis {j} of "
+                             f"{format_shape(sb)} differ")
+    free_a = [i for i in range(na) if i not in ax_a]
+    free_b = [j for j in range(nb) if j not in ax_b]
+    if None in sb or any(sa[i] is None for i in free_a[1:]) or (
+            free_a and sa[free_a[0]] is None and (len(free_a) > 1 or free_a[0] != 0)):
+        raise ShapeError(f"tensordot: shapes {format_shape(sa)} and {format_shape(sb)}: only "
+                         "a's leading axis, as its only free axis, may be dynamic")
+    k = int(np.prod([sa[i] for i in ax_a])) if ax_a else 1
+    ma = transpose(a, tuple(free_a) + tuple(ax_a)) if na else a
+    mb = transpose(b, tuple(ax_b) + tuple(free_b)) if nb else b
+    rows = None if free_a and sa[free_a[0]] is None else int(np.prod([sa[i] for i in free_a]))
+    ma = reshape(ma, (rows, k))
+    mb = reshape(mb, (k, int(np.prod([sb[j] for j in free_b]))))
+    out_shape = tuple(sa[i] for i in free_a) + tuple(sb[j] for j in free_b)
+    return reshape(matmul(ma, mb), out_shape)
+
+
 def outer(a, b):
     """The outer product of two vectors."""
     return expand_dims(reshape(a, (-1,)), 1) * expand_dims(reshape(b, (-1,)), 0)
