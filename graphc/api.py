@@ -565,6 +565,25 @@ def tensordot(a, b, axes=2):
     return reshape(matmul(ma, mb), out_shape)
 
 
+def cumsum(x, axis=None):
+    """NumPy's cumsum (``axis=None`` flattens).  For now a composite: the axis moved last
+    and multiplied by a constant upper-triangular matrix of ones (one BLAS product, its
+    gradient the reverse cumsum for free); O(n^2) along the axis, so a loop primitive
+    should replace it for long axes.  The axis must have a static size."""
+    if axis is None:
+        x, axis = reshape(x, (-1,) if None not in shape_of(x) else (None,)), 0
+    shape = shape_of(x)
+    if not shape:
+        raise ShapeError("cumsum: a scalar has no axis")
+    axis = normalize_axes("cumsum", (axis,), len(shape))[0]
+    n = shape[axis]
+    if n is None:
+        raise ShapeError(f"cumsum: axis {axis} of {format_shape(shape)} must have a static size")
+    dtype = np.float32 if np.dtype(getattr(x, "dtype", np.float64)) == np.float32 else np.float64
+    upper = graph.const(np.triu(np.ones((n, n), dtype=dtype)), dtype)
+    return moveaxis(matmul(moveaxis(x, axis, -1), upper), -1, axis)
+
+
 def outer(a, b):
     """The outer product of two vectors."""
     return expand_dims(reshape(a, (-1,)), 1) * expand_dims(reshape(b, (-1,)), 0)

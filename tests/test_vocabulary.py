@@ -196,3 +196,20 @@ def test_tensordot_axes_forms_value_and_gradient_compiled():
         assert abs(np.sum(results[2 * n + 1] * V) - fd) < 1e-5 * max(1, abs(fd))
     with pytest.raises(gc.ShapeError, match="tensordot"):
         gc.tensordot(gc.tensor("p", (3, 4)), gc.tensor("q", (5, 2)), 1)
+
+
+def test_cumsum_axes_value_and_gradient_compiled():
+    """gc.cumsum against np.cumsum (axis None, 0, -1, a dynamic leading axis); the gradient
+    is the reverse cumsum; one compiled Function."""
+    x, d = gc.tensor("x", (3, 4)), gc.tensor("d", (None, 5))
+    X, D = rng.normal(size=(3, 4)), rng.normal(size=(2, 5))
+    W = rng.normal(size=(3, 4))
+    ys = [gc.cumsum(x), gc.cumsum(x, 0), gc.cumsum(x, -1), gc.cumsum(d, 1)]
+    outputs = [*ys, *gc.grad(gc.sum(gc.cumsum(x, 1) * gc.const(W)), [x])]
+    for fn in (lambda *v: gc.evaluate(outputs, dict(zip([x, d], v))), gc.compile([x, d], outputs)):
+        c0, c1, c2, c3, g = fn(X, D)
+        assert_close(c0, np.cumsum(X), "cumsum None")
+        assert_close(c1, np.cumsum(X, 0), "cumsum 0")
+        assert_close(c2, np.cumsum(X, -1), "cumsum -1")
+        assert_close(c3, np.cumsum(D, 1), "cumsum dynamic rows")
+        assert_close(g, np.cumsum(W[:, ::-1], 1)[:, ::-1], "reverse cumsum")
