@@ -402,6 +402,49 @@ def take(x, indices, axis=None):
     return _apply("take", x, idx, axis=axis)
 
 
+def take_along_axis(x, indices, axis):
+    """As ``np.take_along_axis`` (``axis=None`` flattens x; indices of x's ndim broadcast
+    against x on the other axes).  Negative indices wrap; one out of range is an
+    IndexError (at build time for constants, at call time otherwise).  A composite: the
+    indices are checked and wrapped by a gather from ``arange(n)``, made flat positions by
+    integer arithmetic with constant offsets, and x's flattened values gathered there (its
+    gradient a scatter-add, duplicates summing).  x needs a static shape."""
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    shape = shape_of(x)
+    idx = _as_index(indices, x)
+    ishape = shape_of(idx)
+    if None in shape or None in ishape:
+        raise ShapeError(f"take_along_axis: shapes {format_shape(shape)} and "
+                         f"{format_shape(ishape)} must be static")
+    if len(ishape) != len(shape):
+        raise ShapeError(f"take_along_axis: indices of shape {format_shape(ishape)} must have "
+                         f"the {len(shape)} axes of x's shape {format_shape(shape)}")
+    (axis,) = normalize_axes("take_along_axis", axis, len(shape))
+    out = []
+    for a, (d, i) in enumerate(zip(shape, ishape)):
+        if a == axis:
+            out.append(i)
+        elif d == i or i == 1 or d == 1:
+            out.append(builtins.max(d, i) if 1 in (d, i) else d)
+        else:
+            raise ShapeError(f"take_along_axis: indices of shape {format_shape(ishape)} do not "
+                             f"broadcast against x's shape {format_shape(shape)} off axis {axis}")
+    out = tuple(out)
+    x = broadcast_to(x, tuple(shape[a] if a == axis else out[a] for a in range(len(shape)))) \
+        if any(shape[a] != out[a] for a in range(len(shape)) if a != axis) else x
+    shape = shape_of(x)
+    strides = np.cumprod((shape[1:] + (1,))[::-1])[::-1].astype(np.int64)
+    offsets = np.zeros(out, dtype=np.int64)
+    for a in range(len(shape)):
+        if a != axis:
+            grid = np.arange(out[a], dtype=np.int64).reshape([-1 if b == a else 1 for b in range(len(out))])
+            offsets = offsets + grid * strides[a]
+    wrapped = take(arange(shape[axis], dtype=np.int64), idx)
+    flat = wrapped * graph.const(np.int64(strides[axis]), np.int64) + graph.const(offsets, np.int64)
+    return take(reshape(x, (-1,)), flat)
+
+
 class IndexUpdate:
     """``x.at[index]``: functional updates in JAX's spelling — ``.set(v)`` and
     ``.add(v)`` return a new array; with repeated integer indices ``add`` adds every

@@ -213,3 +213,35 @@ def test_cumsum_axes_value_and_gradient_compiled():
         assert_close(c2, np.cumsum(X, -1), "cumsum -1")
         assert_close(c3, np.cumsum(D, 1), "cumsum dynamic rows")
         assert_close(g, np.cumsum(W[:, ::-1], 1)[:, ::-1], "reverse cumsum")
+
+
+def test_take_along_axis_values_scatter_add_and_bad_indices(tmp_path):
+    """gc.take_along_axis against np.take_along_axis on both axes (negative indices,
+    duplicates whose gradients add) compiled; out-of-range indices an IndexError at call
+    time from compiled code, in a subprocess (never a read out of bounds)."""
+    x = gc.tensor("x", (3, 4))
+    i1, i0 = gc.tensor("i1", (3, 2), "int64"), gc.tensor("i0", (2, 4), "int64")
+    X, I1 = rng.normal(size=(3, 4)), np.array([[0, -1], [3, 3], [1, 2]])
+    I0 = np.array([[0, 2, -1, 1], [2, 2, 0, 0]])
+    y1, y0 = gc.take_along_axis(x, i1, 1), gc.take_along_axis(x, i0, 0)
+    fn = gc.compile([x, i1, i0], [y1, y0, *gc.grad(gc.sum(y1) + gc.sum(y0 * y0), [x])])
+    v1, v0, g = fn(X, I1, I0)
+    assert_close(v1, np.take_along_axis(X, I1, 1), "axis 1")
+    assert_close(v0, np.take_along_axis(X, I0, 0), "axis 0")
+    expected = np.zeros_like(X)
+    np.add.at(expected, (np.arange(3)[:, None], I1), 1.0)
+    np.add.at(expected, (I0, np.arange(4)[None, :]), 2 * np.take_along_axis(X, I0, 0))
+    assert_close(g, expected, "scatter-add, duplicates summing")
+    script = textwrap.dedent("""
+        import numpy as np, graphc as gc
+        x, i = gc.tensor("x", (3, 4)), gc.tensor("i", (3, 2), "int64")
+        fn = gc.compile([x, i], [gc.take_along_axis(x, i, 1)])
+        for bad in (4, -5, 10 ** 9):
+            try:
+                fn(np.ones((3, 4)), np.full((3, 2), bad))
+            except IndexError:
+                print("IndexError")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert out.stdout.split() == ["IndexError"] * 3, out.stderr[-2000:]
