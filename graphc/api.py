@@ -402,6 +402,36 @@ def take(x, indices, axis=None):
     return _apply("take", x, idx, axis=axis)
 
 
+def prod(x, axis=None, keepdims=False):
+    """The product of x's elements along ``axis`` (None: all; an int or a tuple), as
+    ``np.prod``.  A composite: a tree of elementwise products of the two halves of the
+    (static) axis, so each element's gradient is the product of the others, exact with
+    zeros in x (never prod / x)."""
+    shape = shape_of(x)
+    axes = tuple(range(len(shape))) if axis is None else normalize_axes("prod", axis, len(shape))
+    for a in sorted(axes, reverse=True):
+        n = shape_of(x)[a]
+        if n is None:
+            raise ShapeError(f"prod: axis {a} of {format_shape(shape_of(x))} must have a static size")
+        y = moveaxis(x, a, -1)
+        lead = (slice(None),) * (len(shape_of(y)) - 1)
+        rest = None
+        while n > 1:
+            if n % 2:
+                last = getitem(y, lead + (slice(n - 1, n),))
+                rest = last if rest is None else rest * last
+                n -= 1
+            h = n // 2
+            y = getitem(y, lead + (slice(0, h),)) * getitem(y, lead + (slice(h, n),))
+            n = h
+        if n == 0:
+            y = full(shape_of(y)[:-1] + (1,), 1.0)                      # an empty axis
+        if rest is not None:
+            y = y * rest
+        x = moveaxis(y, -1, a)
+    return x if keepdims else squeeze(x, axes) if axes else x
+
+
 def take_along_axis(x, indices, axis):
     """As ``np.take_along_axis`` (``axis=None`` flattens x; indices of x's ndim broadcast
     against x on the other axes).  Negative indices wrap; one out of range is an

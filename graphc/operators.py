@@ -14,6 +14,7 @@ class _Functions:
     less = less_equal = greater = greater_equal = transpose = None
     bitwise_and = bitwise_or = bitwise_xor = invert = None
     sum = mean = max = min = reshape = astype = squeeze = getitem = at = None
+    prod = None
 
 
 F = _Functions()
@@ -73,6 +74,7 @@ class OperatorMixin:
     # NumPy's array methods, for graph nodes and tape tensors alike
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
     def astype(self, dtype): return F.astype(self, dtype)

@@ -245,3 +245,22 @@ def test_take_along_axis_values_scatter_add_and_bad_indices(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=600, check=False)
     assert out.stdout.split() == ["IndexError"] * 3, out.stderr[-2000:]
+
+
+def test_prod_with_zeros_value_and_gradient_compiled():
+    """gc.prod / x.prod() against np.prod on every axis form; its gradient is the product
+    of the others, exact with no, one and two zeros in a row; evaluate and compiled."""
+    x = gc.tensor("x", (3, 5))
+    X = rng.normal(size=(3, 5))
+    X[1, 2] = 0.0                                    # row 1: one zero
+    X[2, 0] = X[2, 3] = 0.0                          # row 2: two zeros
+    forms = [(None, False), (0, False), (1, True), ((0, 1), True), (-1, False)]
+    outputs = [gc.prod(x, a, k) for a, k in forms] + [x.prod()]
+    outputs += gc.grad(gc.sum(x.prod(axis=1)), [x])
+    others = np.array([[np.prod(np.delete(X[r], c)) for c in range(5)] for r in range(3)])
+    for fn in (lambda v: gc.evaluate(outputs, {x: v}), gc.compile([x], outputs)):
+        results = fn(X)
+        for (a, k), r in zip(forms, results):
+            assert_close(r, np.prod(X, a, keepdims=k), f"prod {a} {k}")
+        assert_close(results[-2], np.prod(X), "x.prod()")
+        assert_close(results[-1], others, "product of the others")
