@@ -638,6 +638,64 @@ def tensordot(a, b, axes=2):
     return reshape(matmul(ma, mb), out_shape)
 
 
+def einsum(subscripts, *operands):
+    """NumPy's einsum for one or two operands, explicit (``->``) or implicit output, as a
+    composite: labels only in one operand and not in the output are summed, the rest
+    transposed into (batch, free, contracted) and multiplied by one (batched) matmul, so it
+    compiles to BLAS and differentiates.  Static shapes; a label repeated within an operand
+    (traces, diagonals), ellipsis and three or more operands are a NotImplementedError."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise NotImplementedError(f"einsum: ellipsis in {subscripts!r} is not supported yet")
+    inputs, arrow, out = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(operands) or len(terms) not in (1, 2):
+        raise NotImplementedError(f"einsum: {subscripts!r} with {len(operands)} operands: "
+                                  "one or two operands (matching the subscripts) are supported")
+    if not all(t.isalpha() for t in terms) or (arrow and out and not out.isalpha()):
+        raise ValueError(f"einsum: bad subscripts {subscripts!r}")
+    if any(len(set(t)) != len(t) for t in terms) or len(set(out)) != len(out):
+        raise NotImplementedError(f"einsum: a label repeated within an operand in "
+                                  f"{subscripts!r} (a trace or diagonal) is not supported yet")
+    if not arrow:
+        counts = {c: "".join(terms).count(c) for c in "".join(terms)}
+        out = "".join(sorted(c for c, n in counts.items() if n == 1))
+    if set(out) - set("".join(terms)):
+        raise ValueError(f"einsum: output labels of {subscripts!r} not in the inputs")
+    size = {}
+    for t, x in zip(terms, operands):
+        shape = shape_of(x)
+        if len(shape) != len(t) or None in shape:
+            raise ShapeError(f"einsum: operand {t!r} has shape {format_shape(shape)}")
+        for c, d in zip(t, shape):
+            if size.setdefault(c, d) != d:
+                raise ShapeError(f"einsum: label {c!r} has sizes {size[c]} and {d}")
+    ops = list(operands)
+    for n, t in enumerate(terms):                    # sum labels found nowhere else
+        others = out + "".join(terms[:n] + terms[n + 1:])
+        drop = tuple(i for i, c in enumerate(t) if c not in others)
+        if drop:
+            ops[n] = sum(ops[n], drop)
+            terms[n] = "".join(c for c in t if c in others)
+    if len(ops) == 1:
+        t = terms[0]
+        return transpose(ops[0], tuple(t.index(c) for c in out)) if t != out else ops[0]
+    (ta, tb), (a, b) = terms, ops
+    batch = [c for c in ta if c in tb and c in out]
+    contracted = [c for c in ta if c in tb and c not in out]
+    fa = [c for c in ta if c not in tb]
+    fb = [c for c in tb if c not in ta]
+    def dims(labels):
+        return int(np.prod([size[c] for c in labels])) if labels else 1
+    a = transpose(a, tuple(ta.index(c) for c in batch + fa + contracted))
+    b = transpose(b, tuple(tb.index(c) for c in batch + contracted + fb))
+    a = reshape(a, (dims(batch), dims(fa), dims(contracted)))
+    b = reshape(b, (dims(batch), dims(contracted), dims(fb)))
+    labels = batch + fa + fb
+    y = reshape(matmul(a, b), tuple(size[c] for c in labels))
+    return transpose(y, tuple(labels.index(c) for c in out)) if "".join(labels) != out else y
+
+
 def cumsum(x, axis=None):
     """NumPy's cumsum (``axis=None`` flattens).  For now a composite: the axis moved last
     and multiplied by a constant upper-triangular matrix of ones (one BLAS product, its

@@ -264,3 +264,32 @@ def test_prod_with_zeros_value_and_gradient_compiled():
             assert_close(r, np.prod(X, a, keepdims=k), f"prod {a} {k}")
         assert_close(results[-2], np.prod(X), "x.prod()")
         assert_close(results[-1], others, "product of the others")
+
+
+def test_einsum_against_numpy_in_one_compile():
+    """gc.einsum for explicit and implicit outputs (matmul, batched, transposes, sums,
+    inner/outer products, elementwise) against np.einsum, with the gradient of the first
+    operand along a random direction against finite differences; one compiled Function;
+    unsupported subscripts a clear error."""
+    size = {"i": 2, "j": 3, "k": 4, "l": 5, "b": 3}
+    cases = ["ij,jk->ik", "ij,jk", "bij,bjk->bik", "ij->ji", "ij->", "ij->j", "i,i->",
+             "i,j->ij", "bij,bkj->bki", "ijk,jl->li", "ij,ij->ij", "ij"]
+    inputs, values, outputs, checks = [], [], [], []
+    for n, c in enumerate(cases):
+        arrs = [rng.normal(size=[size[ch] for ch in t]) for t in c.split("->")[0].split(",")]
+        xs = [gc.tensor(f"e{n}_{m}", a.shape) for m, a in enumerate(arrs)]
+        y = gc.einsum(c, *xs)
+        inputs += xs
+        values += arrs
+        outputs += [y, gc.grad(gc.sum(y * y), xs[0])]
+        V, eps = rng.normal(size=arrs[0].shape), 1e-6
+        f = lambda a0: np.sum(np.einsum(c, a0, *arrs[1:]) ** 2)  # noqa: E731
+        checks.append((c, np.einsum(c, *arrs), V, (f(arrs[0] + eps * V) - f(arrs[0] - eps * V)) / (2 * eps)))
+    results = gc.compile(inputs, outputs)(*values)
+    for n, (c, want, V, fd) in enumerate(checks):
+        assert_close(results[2 * n], want, f"einsum {c}")
+        assert abs(np.sum(results[2 * n + 1] * V) - fd) < 1e-5 * max(1, abs(fd)), c
+    a = gc.tensor("a", (3, 3))
+    for bad in ("ii->", "...ij->ij"):
+        with pytest.raises(NotImplementedError, match="einsum"):
+            gc.einsum(bad, a)
