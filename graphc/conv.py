@@ -40,6 +40,19 @@ from .shapes import ShapeError, format_shape
 # Compiled helpers (the shared runtime)
 # ---------------------------------------------------------------------------------
 
+_COLUMNS_INSIDE = '''
+def _conv_columns_inside(wo, sw, off, w):
+    """The output columns [lo, hi) whose input column ow*sw + off lies inside 0..w-1
+    (im2col and col2im read or write only those)."""
+    lo = 0
+    while lo < wo and lo * sw + off < 0:
+        lo += 1
+    hi = wo
+    while hi > lo and (hi - 1) * sw + off >= w:
+        hi -= 1
+    return lo, hi
+'''
+
 _IM2COL = '''
 def _conv_im2col(x, n, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
     """cols[(c, i, j), (oh, ow)] = x[n, c0 + c, oh*sh - pt + i*dh, ow*sw - pl + j*dw]
@@ -51,12 +64,7 @@ def _conv_im2col(x, n, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
         for i in range(kh):
             for j in range(kw):
                 off = j * dw - pl
-                lo = 0
-                while lo < wo and lo * sw + off < 0:
-                    lo += 1
-                hi = wo
-                while hi > lo and (hi - 1) * sw + off >= w:
-                    hi -= 1
+                lo, hi = _conv_columns_inside(wo, sw, off, w)
                 for oh in range(ho):
                     ih = oh * sh - pt + i * dh
                     base = oh * wo
@@ -83,12 +91,7 @@ def _conv_col2im(cols, dx, n, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo):
         for i in range(kh):
             for j in range(kw):
                 off = j * dw - pl
-                lo = 0
-                while lo < wo and lo * sw + off < 0:
-                    lo += 1
-                hi = wo
-                while hi > lo and (hi - 1) * sw + off >= w:
-                    hi -= 1
+                lo, hi = _conv_columns_inside(wo, sw, off, w)
                 for oh in range(ho):
                     ih = oh * sh - pt + i * dh
                     if ih >= 0 and ih < h:
@@ -211,7 +214,7 @@ def _pool_scatter(g, idx, h, w):
     return out
 '''
 
-_CONV_HELPERS = (_IM2COL, _COL2IM, _FORWARD, _INPUT_GRAD, _WEIGHT_GRAD)
+_CONV_HELPERS = (_COLUMNS_INSIDE, _IM2COL, _COL2IM, _FORWARD, _INPUT_GRAD, _WEIGHT_GRAD)
 
 
 def _c(node, i, args):
